@@ -1,0 +1,3 @@
+from mcloud.cli import main
+
+main()

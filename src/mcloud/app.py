@@ -1,0 +1,96 @@
+"""The composition root: builds the one ASGI app, mounts every service, wires identity's token
+validator into core's auth, and registers each service's policy defaults."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import mcloud
+from mcloud.core.config import Config
+from mcloud.core.db import Database
+from mcloud.core.http import RequestMiddleware, json_response
+from mcloud.core.policy import Enforcer
+from mcloud.core.runtime import Runtime, ServiceSpec
+from mcloud.identity import api as identity_api
+from mcloud.identity import policies as identity_policies
+from mcloud.identity.config import IdentityConfig
+from mcloud.identity.service import IdentityService
+
+
+class _ExactMountPaths:
+    """Serve a mount's bare path (``/identity``) as its root (``/identity/``) instead of redirecting:
+    clients discover versions at the catalog URL exactly as written."""
+
+    def __init__(self, app: ASGIApp, paths: set[str]):
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            scope = {**scope, "path": scope["path"] + "/", "raw_path": scope["path"].encode() + b"/"}
+        await self.app(scope, receive, send)
+
+
+class Cloud:
+    """Everything one mCloud process serves: the runtime, the services, the ASGI app."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        policy_file = config.environ("MCLOUD_POLICY_FILE")
+        self.db = Database(config.database_url, pool_size=config.database.pool_size)
+        self.runtime = Runtime(
+            config=config,
+            db=self.db,
+            policy=Enforcer(Path(policy_file) if policy_file else config.data_dir / "policy.yaml"),
+        )
+        self.identity = IdentityService(self.db, config.section("identity", IdentityConfig), config.data_dir)
+        self.runtime.token_validator = identity_api.token_validator(self.identity)
+        self.runtime.policy.register(identity_policies.RULES)
+        self.runtime.services = [
+            ServiceSpec(name="keystone", type="identity", path="/identity",
+                        build=lambda rt: identity_api.build(rt, self.identity),
+                        description="Identity Service"),
+        ]
+        self.app = RequestMiddleware(self._root())
+
+    def service_urls(self) -> list[tuple[str, str, str, str]]:
+        """(type, name, description, catalog URL) for every mounted service and its aliases."""
+        base = self.config.public_url
+        out = []
+        for spec in self.runtime.services:
+            url = base + spec.path + spec.endpoint_suffix
+            for type_ in (spec.type, *spec.aliases):
+                out.append((type_, spec.name, spec.description, url))
+        return out
+
+    async def bootstrap(self, admin_password: str, demo_password: str | None = None,
+                        reset_passwords: bool = False) -> None:
+        await self.identity.bootstrap(
+            admin_password=admin_password, demo_password=demo_password or admin_password,
+            reset_passwords=reset_passwords, public_url=self.config.public_url,
+            region=self.config.server.region, services=self.service_urls())
+
+    def _root(self) -> Starlette:
+        services = self.runtime.services
+
+        async def root(request: Request) -> Response:
+            base = f"{request.url.scheme}://{request.url.netloc}"
+            listed = [{"type": s.type, "name": s.name, "path": s.path, "url": base + s.path} for s in services]
+            if "text/html" in request.headers.get("accept", "") and "json" not in request.headers.get("accept", ""):
+                rows = "".join(f"<li><a href='{html.escape(x['url'])}'>{html.escape(x['type'])}</a> "
+                               f"({html.escape(x['name'])})</li>" for x in listed)
+                return HTMLResponse(f"<!doctype html><title>mCloud</title><h1>mCloud</h1><ul>{rows}</ul>")
+            return json_response({"name": "mCloud", "version": mcloud.__version__, "services": listed})
+
+        routes = [Route("/", root), *(Mount(s.path, app=s.build(self.runtime)) for s in services)]
+        return _ExactMountPaths(Starlette(routes=routes), {s.path for s in services})
+
+    async def close(self) -> None:
+        await self.db.dispose()

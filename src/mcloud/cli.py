@@ -1,0 +1,248 @@
+"""The `mcloud` command: up, bootstrap, db upgrade, identity rotate-keys, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcloud.core.config import Config, ConfigError
+
+log = logging.getLogger("mcloud")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file that holds a secret: created 0600, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _password(config: Config, name: str, given: str | None) -> tuple[str, bool]:
+    """The password for account ``name``: given explicitly, or generated once and kept.
+
+    Returns (password, explicit). The kept file lets later runs write the same clouds.yaml.
+    """
+    path = config.data_dir / f"{name}-password"
+    if given:
+        _write_private(path, given + "\n")
+        return given, True
+    if path.exists():
+        return path.read_text().strip(), False
+    password = secrets.token_urlsafe(18)
+    _write_private(path, password + "\n")
+    return password, False
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, dict[str, Any]] = {"server": {}, "database": {}}
+    for key in ("host", "port"):
+        if getattr(args, key, None) is not None:
+            overrides["server"][key] = getattr(args, key)
+    if getattr(args, "database", None):
+        overrides["database"]["url"] = args.database
+    config = Config(data_dir=args.data_dir, file=args.config, overrides=overrides)
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return config
+
+
+def write_clouds_yaml(config: Config, admin_password: str, demo_password: str) -> Path:
+    auth_url = config.public_url + "/identity"
+
+    def cloud(user: str, password: str, project: str) -> dict[str, Any]:
+        return {
+            "auth": {"auth_url": auth_url, "username": user, "password": password, "project_name": project,
+                     "user_domain_id": "default", "project_domain_id": "default"},
+            "region_name": config.server.region,
+            "interface": "public",
+            "identity_api_version": 3,
+        }
+
+    doc = {"clouds": {"mcloud": cloud("admin", admin_password, "admin"),
+                      "mcloud-demo": cloud("demo", demo_password, "demo")}}
+    path = config.data_dir / "clouds.yaml"
+    _write_private(path, yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from mcloud import migrations
+
+    config = _config(args)
+    migrations.upgrade(config.database_url)
+    print(f"database at revision {migrations.current(config.database_url)}")
+    return 0
+
+
+async def _bootstrap(config: Config, admin_password: str, demo_password: str, reset: bool) -> None:
+    from mcloud.app import Cloud
+
+    cloud = Cloud(config)
+    try:
+        await cloud.bootstrap(admin_password, demo_password, reset_passwords=reset)
+    finally:
+        await cloud.close()
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from mcloud import migrations
+
+    config = _config(args)
+    migrations.upgrade(config.database_url)
+    admin, explicit = _password(config, "admin", args.admin_password or os.environ.get("MCLOUD_ADMIN_PASSWORD"))
+    demo, _ = _password(config, "demo", None)
+    asyncio.run(_bootstrap(config, admin, demo, explicit))
+    print(f"bootstrapped; clouds.yaml at {write_clouds_yaml(config, admin, demo)}")
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from mcloud.identity.config import IdentityConfig
+    from mcloud.identity.tokens import KeyRepository
+
+    config = _config(args)
+    identity = config.section("identity", IdentityConfig)
+    repo = KeyRepository(config.data_dir / "fernet-keys", identity.max_active_keys)
+    if repo.setup():
+        print("created a new key repository")
+    primary = repo.rotate()
+    print(f"rotated fernet keys: primary key is now {primary}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx
+
+    config = _config(args)
+    try:
+        doc = httpx.get(config.public_url + "/", timeout=5).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"mCloud at {config.public_url} is not answering: {exc}")
+        return 1
+    for service in doc.get("services", []):
+        print(f"{service['type']:16} {service['url']}")
+    return 0
+
+
+async def _serve(config: Config, admin_password: str, demo_password: str, reset: bool, started: float) -> None:
+    import httpx
+    import uvicorn
+
+    from mcloud.app import Cloud
+
+    cloud = Cloud(config)
+    await cloud.bootstrap(admin_password, demo_password, reset_passwords=reset)
+    write_clouds_yaml(config, admin_password, demo_password)
+    server = uvicorn.Server(uvicorn.Config(
+        cloud.app, host=config.server.host, port=config.server.port, http="httptools", loop="none",
+        lifespan="off", log_config=None, access_log=False, server_header=False, timeout_keep_alive=75))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                await serving  # surfaces a bind error
+                raise SystemExit(1)
+            await asyncio.sleep(0.01)
+        host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        local = f"http://{host if ':' not in host else f'[{host}]'}:{config.server.port}"
+        async with httpx.AsyncClient(timeout=5) as client:
+            for spec in cloud.runtime.services:
+                response = await client.get(local + spec.path)
+                if response.status_code >= 500:
+                    raise RuntimeError(f"{spec.type} answered {response.status_code} at {spec.path}")
+        print(f"mCloud ready at {config.public_url} in {time.monotonic() - started:.2f}s "
+              f"(clouds.yaml: {config.data_dir / 'clouds.yaml'})", flush=True)
+        await serving
+    finally:
+        await cloud.close()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    from mcloud import migrations
+
+    config = _config(args)
+    _logging(config.server.log_level)
+    migrations.upgrade(config.database_url)
+    admin, explicit = _password(config, "admin", args.admin_password or os.environ.get("MCLOUD_ADMIN_PASSWORD"))
+    demo, _ = _password(config, "demo", None)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    try:
+        runner(_serve(config, admin, demo, explicit, started))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcloud", description="An OpenStack-compatible cloud in one command.")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data-dir", help="where mCloud keeps its state (default ~/.local/share/mcloud)")
+        sp.add_argument("--config", help="configuration file (default DATA_DIR/mcloud.toml)")
+        sp.add_argument("--database", help="database URL: sqlite:///PATH (default) or postgresql://...")
+
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the all-in-one cloud in the foreground")
+    common(up)
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    up.add_argument("--admin-password", help="the admin password (or MCLOUD_ADMIN_PASSWORD; else generated once)")
+    up.set_defaults(func=cmd_up)
+
+    boot = sub.add_parser("bootstrap", help="create the default domain, admin and demo accounts and the catalog")
+    common(boot)
+    boot.add_argument("--host", help="address the catalog names (default 127.0.0.1)")
+    boot.add_argument("--port", type=int, help="port the catalog names (default 8080)")
+    boot.add_argument("--admin-password", help="the admin password (or MCLOUD_ADMIN_PASSWORD)")
+    boot.set_defaults(func=cmd_bootstrap)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply every migration")
+    common(upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    identity = sub.add_parser("identity", help="identity maintenance")
+    id_sub = identity.add_subparsers(dest="identity_command", required=True)
+    rotate = id_sub.add_parser("rotate-keys", help="rotate the Fernet token keys")
+    common(rotate)
+    rotate.set_defaults(func=cmd_rotate_keys)
+
+    status = sub.add_parser("status", help="list the services a running cloud serves")
+    common(status)
+    status.add_argument("--host")
+    status.add_argument("--port", type=int)
+    status.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        sys.exit(args.func(args))
+    except ConfigError as exc:
+        print(f"mcloud: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Building blocks every service shares. Core knows no service."""

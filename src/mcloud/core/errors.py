@@ -1,0 +1,150 @@
+"""API errors, raised by service logic and rendered by each service in its own fault format.
+
+Service code raises these (``raise NotFound("Could not find user: x")``); the service's
+``api.py`` installs :func:`install_fault_handlers` with a :data:`FaultRenderer` that turns
+status, title and message into the body OpenStack clients expect from that service
+(Keystone ``{"error": {...}}``, Nova ``{"itemNotFound": {...}}``, Neutron ``{"NeutronError": ...}``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from mcloud.core.http import json_response
+
+log = logging.getLogger("mcloud.errors")
+
+
+class APIError(Exception):
+    """An error with an HTTP status that a client should see."""
+
+    status = 500
+    #: extra response headers, e.g. WWW-Authenticate for 401
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str | None = None, **details: Any):
+        self.message = message or HTTPStatus(self.status).description or HTTPStatus(self.status).phrase
+        self.details = details
+        super().__init__(self.message)
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequest(APIError):
+    status = 400
+
+
+class Unauthorized(APIError):
+    status = 401
+
+
+class Forbidden(APIError):
+    status = 403
+
+
+class NotFound(APIError):
+    status = 404
+
+
+class MethodNotAllowed(APIError):
+    status = 405
+
+
+class NotAcceptable(APIError):
+    status = 406
+
+
+class Conflict(APIError):
+    status = 409
+
+
+class Gone(APIError):
+    status = 410
+
+
+class PreconditionFailed(APIError):
+    status = 412
+
+
+class RequestTooLarge(APIError):
+    status = 413
+
+
+class UnsupportedMediaType(APIError):
+    status = 415
+
+
+class NotImplementedYet(APIError):
+    status = 501
+
+
+#: (error, request) -> (body, extra headers). ``error`` is always an APIError.
+FaultRenderer = Callable[[APIError, Request], dict[str, Any]]
+
+
+def describe_validation_error(exc: RequestValidationError) -> str:
+    """One readable sentence for the first problem pydantic found in a request."""
+    errors = exc.errors()
+    if not errors:
+        return "The request is malformed."
+    first = errors[0]
+    kind = first.get("type", "")
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
+    field = ".".join(loc)
+    if kind == "json_invalid":
+        return "Malformed request body: the body is not valid JSON."
+    if kind == "extra_forbidden":
+        return f"Invalid input for field '{field}': additional properties are not allowed."
+    if kind == "missing":
+        if not field:
+            return "The request body is missing."
+        return f"Invalid input for field '{field}': it is a required property."
+    msg = first.get("msg", "invalid value")
+    if not field:
+        return f"Malformed request body: {msg}."
+    return f"Invalid input for field '{field}': {msg}."
+
+
+def install_fault_handlers(app: FastAPI, render: FaultRenderer) -> None:
+    """Make every error raised inside ``app`` answer in the service's fault format."""
+
+    def respond(error: APIError, request: Request) -> Response:
+        headers = dict(error.headers)
+        return json_response(render(error, request), status=error.status, headers=headers)
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return respond(exc, request)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return respond(BadRequest(describe_validation_error(exc)), request)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = APIError(exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None)
+        error.status = exc.status_code
+        if exc.status_code == 404:
+            error.message = "The resource could not be found."
+        elif exc.status_code == 405:
+            error.message = "The method is not allowed for the requested URL."
+        return respond(error, request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return respond(APIError("An unexpected error prevented the server from fulfilling your request."), request)
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

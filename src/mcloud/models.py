@@ -1,0 +1,8 @@
+"""Every service's tables, imported in one place for the migrations and the schema check."""
+
+from __future__ import annotations
+
+
+def load_all() -> None:
+    import mcloud.core.generations  # noqa: F401
+    import mcloud.identity.models  # noqa: F401
