@@ -93,4 +93,5 @@ class Cloud:
         return _ExactMountPaths(Starlette(routes=routes), {s.path for s in services})
 
     async def close(self) -> None:
+        await self.identity.close()
         await self.db.dispose()

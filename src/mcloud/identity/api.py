@@ -138,7 +138,9 @@ def r_endpoint(request: Request, e: m.Endpoint) -> dict[str, Any]:
 def r_app_cred(request: Request, c: m.ApplicationCredential, roles: list[m.Role],
                secret: str | None = None) -> dict[str, Any]:
     out = {"id": c.id, "name": c.name, "description": c.description, "user_id": c.user_id,
-           "project_id": c.project_id, "system": c.system, "expires_at": iso(c.expires_at),
+           "project_id": c.project_id, "system": c.system,
+           # Keystone echoes an application credential's expiry without a zone suffix
+           "expires_at": c.expires_at.isoformat() if c.expires_at else None,
            "unrestricted": c.unrestricted, "access_rules": [],
            "roles": [{"id": r.id, "name": r.name, "domain_id": None if r.domain_id == m.NULL_DOMAIN else r.domain_id}
                      for r in roles],
@@ -262,11 +264,17 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         return ctx, token
 
     @r.get("/v3/auth/tokens")
-    async def validate_token(request: Request, nocatalog: str | None = None,
-                             allow_expired: str | None = None) -> Response:
+    async def validate_token(request: Request) -> Response:
         _, token = await subject(request, "identity:validate_token")
-        body = await r_token(request, token, catalog=nocatalog is None)
-        return json_response(body, headers={"X-Subject-Token": token.value})
+        catalog = "nocatalog" not in request.query_params
+        # the body depends only on the token and the identity generation: render it once
+        cache = await svc(request).cache()
+        key = (token.value, catalog)
+        body = cache.rendered.get(key)
+        if body is None:
+            body = json_response(await r_token(request, token, catalog=catalog)).body
+            cache.rendered[key] = body
+        return Response(body, media_type="application/json", headers={"X-Subject-Token": token.value})
 
     @r.head("/v3/auth/tokens")
     async def check_token(request: Request) -> Response:

@@ -27,7 +27,7 @@ class DomainOptions(Body):
 
 
 class DomainCreate(Body):
-    name: Name
+    name: ProjectName
     description: Description = None
     enabled: StrictBool = True
     options: dict[str, Any] = Field(default_factory=dict)
@@ -36,7 +36,7 @@ class DomainCreate(Body):
 
 
 class DomainUpdate(Body):
-    name: Name | None = None
+    name: ProjectName | None = None
     description: Description = None
     enabled: StrictBool | None = None
     options: dict[str, Any] | None = None
@@ -93,6 +93,8 @@ class UserCreate(Body):
     email: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
     options: UserOptions = Field(default_factory=UserOptions)
     federated: list[Any] | None = None
+    # Tempest and older clients send it; Keystone keeps it as an extra attribute.
+    project_id: Id | None = None
 
 
 class UserUpdate(Body):
@@ -115,6 +117,8 @@ class GroupCreate(Body):
     name: Name
     domain_id: Id | None = None
     description: Description = None
+    # Tempest sends it; Keystone keeps it as an extra attribute.
+    project_id: Id | None = None
 
 
 class GroupUpdate(Body):

@@ -122,13 +122,24 @@ class Token:
 
 
 class _Cache:
-    """Scope resolutions and revocation events, valid for one identity generation."""
+    """What validation needs, valid for one identity generation: revocation events, scope
+    resolutions, validated tokens, the catalog, and rendered token bodies."""
+
+    MAX_TOKENS = 50_000
 
     def __init__(self, generation: int, events: list[m.RevocationEvent]):
         self.generation = generation
         self.events = events
         self.scopes: dict[tuple[str | None, ...], ScopeInfo] = {}
+        self.tokens: dict[str, Token] = {}
+        self.rendered: dict[tuple[str, bool], bytes] = {}
         self.catalog: list[dict[str, Any]] | None = None
+
+    def remember(self, token: Token) -> None:
+        if len(self.tokens) >= self.MAX_TOKENS:
+            self.tokens.clear()
+            self.rendered.clear()
+        self.tokens[token.value] = token
 
 
 def _is_revoked(payload: TokenPayload, scope: ScopeInfo, events: Iterable[m.RevocationEvent]) -> bool:
@@ -166,34 +177,39 @@ class IdentityService:
         self.keys = KeyRepository(data_dir / "fernet-keys", config.max_active_keys)
         self.credential_keys = KeyRepository(data_dir / "credential-keys", config.max_active_keys)
         self.codec = TokenCodec(self.keys)
+        self.watcher = generations.Watcher(db)
         self._cache: _Cache | None = None
-        self._cache_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One write transaction that also marks identity as changed."""
-        async with self.db.write() as session:
-            await generations.bump(session, GENERATION)
-            yield session
-            await session.flush()
+        try:
+            async with self.db.write() as session:
+                await generations.bump(session, GENERATION)
+                yield session
+                await session.flush()
+        finally:
+            self.watcher.changed()
 
-    async def _cache_now(self, session: AsyncSession) -> _Cache:
-        gen = await generations.current(session, GENERATION)
+    async def cache(self) -> _Cache:
+        """The validation cache for the current identity generation."""
+        gen = await self.watcher.current(GENERATION)
         cache = self._cache
         if cache is not None and cache.generation == gen:
             return cache
         # keep only events that can still match a live token
         horizon = utcnow() - timedelta(seconds=self.config.token_expiration + 60)
-        events = list(
-            (await session.execute(
-                sa.select(m.RevocationEvent).where(m.RevocationEvent.revoked_at >= horizon)
-            )).scalars()
-        )
+        async with self.db.read() as session:
+            events = list((await session.execute(
+                sa.select(m.RevocationEvent).where(m.RevocationEvent.revoked_at >= horizon))).scalars())
         cache = _Cache(gen, events)
         self._cache = cache
         return cache
+
+    async def close(self) -> None:
+        await self.watcher.close()
 
     # ------------------------------------------------------------------ passwords
 
@@ -982,6 +998,7 @@ class IdentityService:
         if region_id and await session.get(m.Region, region_id) is None:
             # Keystone creates a region named by an endpoint on the fly
             session.add(m.Region(id=region_id, description=""))
+            await session.flush()
         endpoint = m.Endpoint(service_id=service_id, interface=interface, url=url, region_id=region_id, enabled=enabled)
         session.add(endpoint)
         await session.flush()
@@ -1336,6 +1353,8 @@ class IdentityService:
                         raise Forbidden("Rescoping a scoped token is not allowed.")
                 user_id = parent.payload.user_id
                 expires_at = parent.payload.expires_at
+                # a rescoped token keeps how the user first proved who they are
+                methods = [*parent.payload.methods, *[x for x in methods if x not in parent.payload.methods]]
                 audit_ids = [audit_ids[0], parent.payload.audit_ids[-1]]
             payload = await self._scope_payload(session, user_id, scope_req, methods, now, expires_at, audit_ids,
                                                 app_cred)
@@ -1428,12 +1447,12 @@ class IdentityService:
 
     async def _resolve(self, payload: TokenPayload) -> ScopeInfo:
         """What the token's scope means now; 401 if it no longer holds, or it is revoked."""
-        async with self.db.read() as session:
-            cache = await self._cache_now(session)
-            scope = cache.scopes.get(payload.scope_key)
-            if scope is None:
+        cache = await self.cache()
+        scope = cache.scopes.get(payload.scope_key)
+        if scope is None:
+            async with self.db.read() as session:
                 scope = await self._resolve_uncached(session, payload)
-                cache.scopes[payload.scope_key] = scope
+            cache.scopes[payload.scope_key] = scope
         if _is_revoked(payload, scope, cache.events):
             raise Unauthorized("The request you have made requires authentication.")
         return scope
@@ -1500,15 +1519,23 @@ class IdentityService:
                          application_credential=app_cred, is_admin_project=is_admin_project)
 
     async def validate(self, token: str) -> Token:
+        """The token, if authentic, unexpired, unrevoked and its scope still holds; 401 otherwise."""
+        cache = await self.cache()
+        known = cache.tokens.get(token)
+        if known is not None and known.payload.expires_at > utcnow():
+            return known
         payload = self.codec.decode(token)
-        return Token(token, payload, await self._resolve(payload))
+        result = Token(token, payload, await self._resolve(payload))
+        if cache is self._cache:
+            cache.remember(result)
+        return result
 
     async def cached_catalog(self) -> list[dict[str, Any]]:
-        async with self.db.read() as session:
-            cache = await self._cache_now(session)
-            if cache.catalog is None:
+        cache = await self.cache()
+        if cache.catalog is None:
+            async with self.db.read() as session:
                 cache.catalog = await self.catalog(session)
-            return cache.catalog
+        return cache.catalog
 
     # ------------------------------------------------------------------ bootstrap
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from alembic import command
@@ -18,8 +20,18 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` (a plain sqlite:/// or postgresql:// URL) to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    """Migrate the database at ``url`` (a plain sqlite:/// or postgresql:// URL) to ``revision``.
+
+    The environment drives the async drivers with its own event loop, so when called from a
+    thread that already runs one, it migrates from a worker thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), revision).result()
 
 
 def current(url: str) -> str | None:

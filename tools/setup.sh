@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Prepares this checkout to run mCloud: the Debian packages the real components need (when run
+# as root), and a virtualenv in .venv with mCloud installed. Safe to run again: it only does
+# what is missing. Usage: tools/setup.sh [run|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-run}
+
+# Debian packages: what mCloud's real drivers and the test harness drive.
+packages=(python3-venv python3-dev)
+if [ "$purpose" = test ]; then
+  packages+=(postgresql)
+fi
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "setup: mCloud needs Python 3.11 or newer as $python" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$python" -m venv .venv; then
+    echo "setup: '$python -m venv' failed: install Debian's python3-venv (or run this as root)" >&2
+    exit 1
+  fi
+fi
+
+extras=""
+[ "$purpose" = test ] && extras="[test]"
+stamp=".venv/.mcloud-installed$extras"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing mCloud$extras into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+  echo "$want" > "$stamp"
+fi
