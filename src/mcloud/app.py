@@ -53,12 +53,19 @@ class Cloud:
         self.identity = IdentityService(self.db, config.section("identity", IdentityConfig), config.data_dir)
         self.runtime.token_validator = identity_api.token_validator(self.identity)
         self.runtime.policy.register(identity_policies.RULES)
-        self.runtime.services = [
-            ServiceSpec(name="keystone", type="identity", path="/identity",
-                        build=lambda rt: identity_api.build(rt, self.identity),
-                        description="Identity Service"),
-        ]
+        self.runtime.services = self.service_specs(self)
         self.app = RequestMiddleware(self._root())
+
+    @staticmethod
+    def service_specs(cloud: Cloud | None = None) -> list[ServiceSpec]:
+        """Every mounted service. Without a cloud, the specs can be listed but not built."""
+
+        def identity(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return identity_api.build(rt, cloud.identity)
+
+        return [ServiceSpec(name="keystone", type="identity", path="/identity", build=identity,
+                            description="Identity Service")]
 
     def service_urls(self) -> list[tuple[str, str, str, str]]:
         """(type, name, description, catalog URL) for every mounted service and its aliases."""

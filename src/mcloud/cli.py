@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import signal
+import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,37 +145,61 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config, admin_password: str, demo_password: str, reset: bool, started: float) -> None:
+async def _bootstrap_for_up(config: Config, admin_password: str, demo_password: str, reset: bool) -> None:
+    from mcloud.app import Cloud
+
+    cloud = Cloud(config)
+    try:
+        await cloud.bootstrap(admin_password, demo_password, reset_passwords=reset)
+    finally:
+        await cloud.close()
+    write_clouds_yaml(config, admin_password, demo_password)
+
+
+async def _wait_answering(config: Config) -> None:
+    """Return once every mounted service answers on the listener."""
     import httpx
+
+    from mcloud.app import Cloud
+
+    host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    local = f"http://{host if ':' not in host else f'[{host}]'}:{config.server.port}"
+    paths = [spec.path for spec in Cloud.service_specs()]
+    async with httpx.AsyncClient(timeout=5) as client:
+        for path in paths:
+            response = await client.get(local + path)
+            if response.status_code >= 500:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+
+
+async def _worker(config: Config, sock: socket.socket | None, ready: Callable[[], Awaitable[None]] | None) -> None:
+    """Serve the cloud in this process until SIGINT/SIGTERM."""
     import uvicorn
 
     from mcloud.app import Cloud
 
     cloud = Cloud(config)
-    await cloud.bootstrap(admin_password, demo_password, reset_passwords=reset)
-    write_clouds_yaml(config, admin_password, demo_password)
     server = uvicorn.Server(uvicorn.Config(
         cloud.app, host=config.server.host, port=config.server.port, http="httptools", loop="none",
         lifespan="off", log_config=None, access_log=False, server_header=False, timeout_keep_alive=75))
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock] if sock else None))
     try:
         while not server.started:
             if serving.done():
                 await serving  # surfaces a bind error
                 raise SystemExit(1)
             await asyncio.sleep(0.01)
-        host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        local = f"http://{host if ':' not in host else f'[{host}]'}:{config.server.port}"
-        async with httpx.AsyncClient(timeout=5) as client:
-            for spec in cloud.runtime.services:
-                response = await client.get(local + spec.path)
-                if response.status_code >= 500:
-                    raise RuntimeError(f"{spec.type} answered {response.status_code} at {spec.path}")
-        print(f"mCloud ready at {config.public_url} in {time.monotonic() - started:.2f}s "
-              f"(clouds.yaml: {config.data_dir / 'clouds.yaml'})", flush=True)
+        if ready is not None:
+            await ready()
         await serving
     finally:
         await cloud.close()
+
+
+def _run(coro: Awaitable[None]) -> None:
+    import uvloop
+
+    uvloop.run(coro)  # type: ignore[arg-type]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -180,20 +208,90 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _logging(config.server.log_level)
+    workers = args.workers or config.server.workers
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
     migrations.upgrade(config.database_url)
     admin, explicit = _password(config, "admin", args.admin_password or os.environ.get("MCLOUD_ADMIN_PASSWORD"))
     demo, _ = _password(config, "demo", None)
-    try:
-        import uvloop
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.run
-    try:
-        runner(_serve(config, admin, demo, explicit, started))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    def announce() -> None:
+        print(f"mCloud ready at {config.public_url} in {time.monotonic() - started:.2f}s "
+              f"(clouds.yaml: {config.data_dir / 'clouds.yaml'})", flush=True)
+
+    if workers == 1:
+        async def single() -> None:
+            await _bootstrap_for_up(config, admin, demo, explicit)
+
+            async def ready() -> None:
+                await _wait_answering(config)
+                announce()
+
+            await _worker(config, None, ready)
+
+        try:
+            _run(single())
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+    # Several workers: bootstrap here, then fork workers that share one listening socket.
+    asyncio.run(_bootstrap_for_up(config, admin, demo, explicit))
+    family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.server.host, config.server.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    read_end, write_end = os.pipe()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+
+            async def ready() -> None:
+                os.write(write_end, b"r")
+
+            code = 0
+            try:
+                _run(_worker(config, sock, ready))
+            except KeyboardInterrupt:
+                pass
+            except BaseException:  # noqa: BLE001 - a worker reports and exits
+                log.exception("worker failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    os.close(write_end)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    got = b""
+    while len(got) < workers:
+        chunk = os.read(read_end, workers)
+        if not chunk:
+            forward(signal.SIGTERM, None)
+            break
+        got += chunk
+    if len(got) == workers:
+        asyncio.run(_wait_answering(config))
+        announce()
+    code = 0
+    for child in children:
+        while True:
+            try:
+                _, status = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        code = code or os.waitstatus_to_exitcode(status)
+    return 0 if code in (0, -signal.SIGTERM) else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -210,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (default 8080)")
     up.add_argument("--admin-password", help="the admin password (or MCLOUD_ADMIN_PASSWORD; else generated once)")
+    up.add_argument("--workers", type=int, help="processes serving the listener (default 1)")
     up.set_defaults(func=cmd_up)
 
     boot = sub.add_parser("bootstrap", help="create the default domain, admin and demo accounts and the catalog")

@@ -35,6 +35,9 @@ class ServerConfig:
     public_url: str = ""
     region: str = "RegionOne"
     log_level: str = "info"
+    # Processes serving the listener. Each keeps its own caches, kept coherent through the
+    # database (see core/generations.py); more than one uses more cores and more memory.
+    workers: int = 1
 
 
 @dataclasses.dataclass

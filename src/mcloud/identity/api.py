@@ -85,6 +85,13 @@ def r_project(request: Request, p: m.Project, tags: list[str]) -> dict[str, Any]
             "options": p.options or {}, "links": {"self": f"{v3(request)}/projects/{p.id}"}}
 
 
+def r_domain_as_project(request: Request, d: m.Domain) -> dict[str, Any]:
+    """A domain seen through the projects API: Keystone's domains are projects acting as domains."""
+    return {"id": d.id, "name": d.name, "domain_id": None, "description": d.description or "",
+            "enabled": d.enabled, "parent_id": None, "is_domain": True, "tags": [], "options": d.options or {},
+            "links": {"self": f"{v3(request)}/projects/{d.id}"}}
+
+
 def r_user(request: Request, u: m.User) -> dict[str, Any]:
     out: dict[str, Any] = {"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
                            "password_expires_at": None, "options": u.options or {},
@@ -95,12 +102,13 @@ def r_user(request: Request, u: m.User) -> dict[str, Any]:
         out["description"] = u.description
     if u.email is not None:
         out["email"] = u.email
+    out.update(u.extra or {})
     return out
 
 
 def r_group(request: Request, g: m.Group) -> dict[str, Any]:
     return {"id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description or "",
-            "links": {"self": f"{v3(request)}/groups/{g.id}"}}
+            **(g.extra or {}), "links": {"self": f"{v3(request)}/groups/{g.id}"}}
 
 
 def r_role(request: Request, r: m.Role) -> dict[str, Any]:
@@ -397,7 +405,13 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         ctx = await authenticate(request)
         body = (await body_of(request, s.ProjectCreateRequest)).project
         if body.is_domain:
-            raise BadRequest("Creating a project acting as a domain is not supported: create a domain instead.")
+            if body.parent_id or body.domain_id:
+                raise BadRequest("A project acting as a domain has no parent and no domain.")
+            authorize(request, ctx, "identity:create_domain", {"domain": {"name": body.name}})
+            async with svc(request).writing() as session:
+                d = await svc(request).create_domain(session, name=body.name, description=body.description,
+                                                     enabled=body.enabled)
+            return json_response({"project": r_domain_as_project(request, d)}, status=201)
         domain_id = body.domain_id or ctx.domain_id or ctx.project_domain_id or "default"
         authorize(request, ctx, "identity:create_project", {"project": {"domain_id": domain_id}})
         i = svc(request)
@@ -427,7 +441,14 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
             parent = qp["parent_id"]
             q = q.where((m.Project.parent_id == parent) | (m.Project.parent_id.is_(None) & (m.Project.domain_id == parent)))
         if flag(qp.get("is_domain")):
-            return listing(request, "projects", [])
+            dq = sa.select(m.Domain).order_by(m.Domain.name)
+            if qp.get("name") is not None:
+                dq = dq.where(m.Domain.name == qp["name"])
+            if domain_id is not None:
+                dq = dq.where(m.Domain.id == domain_id)
+            async with svc(request).db.read() as session:
+                domains = (await session.execute(dq)).scalars().all()
+            return listing(request, "projects", [r_domain_as_project(request, d) for d in domains])
         i = svc(request)
         async with i.db.read() as session:
             projects = (await session.execute(q)).scalars().all()
@@ -447,6 +468,9 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         i = svc(request)
         qp = request.query_params
         async with i.db.read() as session:
+            if await session.get(m.Project, project_id) is None and (d := await session.get(m.Domain, project_id)):
+                authorize(request, ctx, "identity:get_domain", {"domain": {"id": d.id}})
+                return json_response({"project": r_domain_as_project(request, d)})
             p = await i.get_project(session, project_id)
             authorize(request, ctx, "identity:get_project", {"project": {"id": p.id, "domain_id": p.domain_id}})
             tags = await i.project_tags(session, [p.id])
@@ -470,6 +494,11 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         changes.pop("is_domain", None)
         i = svc(request)
         async with i.writing() as session:
+            if await session.get(m.Project, project_id) is None and await session.get(m.Domain, project_id):
+                authorize(request, ctx, "identity:update_domain", {"domain": {"id": project_id}})
+                changes = {k: v for k, v in changes.items() if k in ("name", "description", "enabled")}
+                d = await i.update_domain(session, project_id, changes)
+                return json_response({"project": r_domain_as_project(request, d)})
             p = await i.get_project(session, project_id)
             authorize(request, ctx, "identity:update_project", {"project": {"id": p.id, "domain_id": p.domain_id}})
             if p.options.get("immutable") and set(changes) - {"options"} and not (
@@ -486,6 +515,10 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         ctx = await authenticate(request)
         i = svc(request)
         async with i.writing() as session:
+            if await session.get(m.Project, project_id) is None and await session.get(m.Domain, project_id):
+                authorize(request, ctx, "identity:delete_domain", {"domain": {"id": project_id}})
+                await i.delete_domain(session, project_id)
+                return Response(status_code=204)
             p = await i.get_project(session, project_id)
             authorize(request, ctx, "identity:delete_project", {"project": {"id": p.id, "domain_id": p.domain_id}})
             if p.options.get("immutable"):
@@ -565,7 +598,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
             u = await i.create_user(session, name=body.name, domain_id=domain_id, password=body.password,
                                     enabled=body.enabled, default_project_id=body.default_project_id,
                                     description=body.description, email=body.email,
-                                    options=body.options.model_dump(exclude_none=True))
+                                    options=body.options.model_dump(exclude_none=True),
+                                    extra={"project_id": body.project_id} if body.project_id else None)
         return json_response({"user": r_user(request, u)}, status=201)
 
     @r.get("/v3/users")
@@ -720,7 +754,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         authorize(request, ctx, "identity:create_group", {"group": {"domain_id": domain_id}})
         async with svc(request).writing() as session:
             g = await svc(request).create_group(session, name=body.name, domain_id=domain_id,
-                                                description=body.description)
+                                                description=body.description,
+                                                extra={"project_id": body.project_id} if body.project_id else None)
         return json_response({"group": r_group(request, g)}, status=201)
 
     @r.get("/v3/groups")
@@ -947,6 +982,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
                  for k in ("create", "check", "revoke", "list")}
         if system:
             rules["list"] = f"identity:list_system_grants_for_{actor}"
+        else:
+            rules["list"] = "identity:list_grants"
         one = prefix + "/roles/{role_id}" + suffix
         many = prefix + "/roles" + suffix
 
@@ -1199,8 +1236,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         authorize(request, ctx, "identity:create_endpoint")
         async with svc(request).writing() as session:
             e = await svc(request).create_endpoint(session, service_id=body.service_id, interface=body.interface,
-                                                   url=body.url, region_id=body.region_id or body.region,
-                                                   enabled=body.enabled)
+                                                   url=body.url, region_id=body.region_id,
+                                                   legacy_region=body.region, enabled=body.enabled)
         return json_response({"endpoint": r_endpoint(request, e)}, status=201)
 
     @r.get("/v3/endpoints")
@@ -1235,12 +1272,11 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         i = svc(request)
         async with i.writing() as session:
             e = await i._get(session, m.Endpoint, endpoint_id, "endpoint")
-            if "region" in changes:
-                changes.setdefault("region_id", changes.pop("region"))
+            if "region" in changes or "region_id" in changes:
+                changes["region_id"] = await i.endpoint_region(session, changes.get("region_id"),
+                                                               changes.pop("region", None))
             if changes.get("service_id"):
                 await i._get(session, m.Service, changes["service_id"], "service")
-            if changes.get("region_id") and await session.get(m.Region, changes["region_id"]) is None:
-                raise BadRequest(f"Region {changes['region_id']} does not exist.")
             for key, value in changes.items():
                 setattr(e, key, value)
         return json_response({"endpoint": r_endpoint(request, e)})

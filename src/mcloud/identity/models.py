@@ -68,6 +68,8 @@ class User(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     email: Mapped[str | None] = mapped_column(NAME)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Keystone's extra attributes that clients send and expect back (e.g. project_id)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime | None]
     last_active_at: Mapped[datetime | None]
 
@@ -79,6 +81,7 @@ class Group(Base):
     name: Mapped[str] = mapped_column(NAME)
     domain_id: Mapped[str] = mapped_column(ID, sa.ForeignKey("identity_domain.id"), index=True)
     description: Mapped[str | None] = mapped_column(sa.Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Membership(Base):
@@ -238,3 +241,78 @@ class RevocationEvent(Base):
     audit_chain_id: Mapped[str | None] = mapped_column(sa.String(32))
     issued_before: Mapped[datetime]
     revoked_at: Mapped[datetime]
+
+
+# ---- Keystone's smaller APIs: the policy store, OS-ENDPOINT-POLICY, OS-EP-FILTER, domain
+# configuration and OAuth1 consumers (identity/service_extensions.py). Rows that name a project,
+# endpoint, service, region or domain go with it (ON DELETE CASCADE), as Keystone's delete
+# callbacks do.
+
+
+class Policy(Base):
+    """A stored policy blob (Keystone's deprecated /v3/policies): kept and served, never enforced."""
+
+    __tablename__ = "identity_policy"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(NAME)
+    blob: Mapped[str] = mapped_column(sa.Text)
+
+
+class PolicyAssociation(Base):
+    """OS-ENDPOINT-POLICY: a policy for an endpoint, a service, or a service in a region."""
+
+    __tablename__ = "identity_policy_association"
+    # "endpoint/<id>", "service/<id>" or "service/<id>/region/<id>": one policy per target
+    target: Mapped[str] = mapped_column(sa.String(512), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_policy.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("identity_endpoint.id", ondelete="CASCADE"))
+    service_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("identity_service.id", ondelete="CASCADE"))
+    region_id: Mapped[str | None] = mapped_column(NAME, sa.ForeignKey("identity_region.id", ondelete="CASCADE"))
+
+
+class EndpointGroup(Base):
+    """OS-EP-FILTER: the endpoints matching ``filters`` (service_id, interface, region_id)."""
+
+    __tablename__ = "identity_endpoint_group"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProjectEndpointGroup(Base):
+    __tablename__ = "identity_project_endpoint_group"
+    endpoint_group_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_endpoint_group.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_project.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class ProjectEndpoint(Base):
+    __tablename__ = "identity_project_endpoint"
+    endpoint_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_endpoint.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_project.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class DomainConfigOption(Base):
+    """One option of a domain's configuration; sensitive values are encrypted like credential blobs."""
+
+    __tablename__ = "identity_domain_config"
+    domain_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("identity_domain.id", ondelete="CASCADE"), primary_key=True)
+    config_group: Mapped[str] = mapped_column(NAME, primary_key=True)
+    config_option: Mapped[str] = mapped_column(NAME, primary_key=True)
+    # the JSON value; for a sensitive option, a string: the encrypted JSON of the value
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    sensitive: Mapped[bool] = mapped_column(default=False)
+
+
+class OAuth1Consumer(Base):
+    __tablename__ = "identity_oauth1_consumer"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    # the secret, encrypted with the credential key repository (OAuth1 signatures need it back)
+    encrypted_secret: Mapped[str] = mapped_column(sa.Text)

@@ -98,6 +98,7 @@ class UserCreate(Body):
 
 
 class UserUpdate(Body):
+    id: Id | None = None
     name: Name | None = None
     domain_id: Id | None = None
     password: Password | None = None
@@ -106,6 +107,7 @@ class UserUpdate(Body):
     description: Description = None
     email: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
     options: UserOptions | None = None
+    project_id: Id | None = None
 
 
 class PasswordChange(Body):
@@ -122,6 +124,7 @@ class GroupCreate(Body):
 
 
 class GroupUpdate(Body):
+    id: Id | None = None
     name: Name | None = None
     domain_id: Id | None = None
     description: Description = None

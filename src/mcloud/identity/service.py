@@ -480,7 +480,8 @@ class IdentityService:
     async def create_user(self, session: AsyncSession, *, name: str, domain_id: str | None = None,
                           password: str | None = None, enabled: bool = True, default_project_id: str | None = None,
                           description: str | None = None, email: str | None = None,
-                          options: dict | None = None, id: str | None = None) -> m.User:
+                          options: dict | None = None, id: str | None = None,
+                          extra: dict | None = None) -> m.User:
         domain_id = domain_id or DEFAULT_DOMAIN_ID
         await self.get_domain(session, domain_id)
         if default_project_id is not None:
@@ -492,7 +493,7 @@ class IdentityService:
         now = utcnow()
         user = m.User(id=id or m.new_id(), name=name, domain_id=domain_id, enabled=enabled,
                       default_project_id=default_project_id, description=description, email=email,
-                      options=options or {}, created_at=now)
+                      options=options or {}, extra=extra or {}, created_at=now)
         if password is not None:
             user.password_hash = await self.hash_secret(password)
             user.password_created_at = now
@@ -504,7 +505,12 @@ class IdentityService:
         user = await self.get_user(session, user_id)
         if "domain_id" in changes and changes["domain_id"] != user.domain_id:
             raise BadRequest("Update of `domain_id` is not allowed.")
+        if changes.get("id", user_id) != user_id:
+            raise BadRequest("Cannot change user ID.")
         changes.pop("domain_id", None)
+        changes.pop("id", None)
+        if "project_id" in changes:
+            user.extra = {**(user.extra or {}), "project_id": changes.pop("project_id")}
         if "name" in changes and changes["name"] != user.name:
             if (await session.execute(sa.select(m.User.id).where(
                     m.User.domain_id == user.domain_id, m.User.name == changes["name"]))).first():
@@ -558,14 +564,14 @@ class IdentityService:
     # ------------------------------------------------------------------ groups
 
     async def create_group(self, session: AsyncSession, *, name: str, domain_id: str | None = None,
-                           description: str | None = None) -> m.Group:
+                           description: str | None = None, extra: dict | None = None) -> m.Group:
         domain_id = domain_id or DEFAULT_DOMAIN_ID
         await self.get_domain(session, domain_id)
         if (await session.execute(sa.select(m.Group.id).where(
                 m.Group.domain_id == domain_id, m.Group.name == name))).first():
             raise Conflict(f"Conflict occurred attempting to store group - Duplicate entry found with name "
                            f"{name} at domain ID {domain_id}.")
-        group = m.Group(name=name, domain_id=domain_id, description=description)
+        group = m.Group(name=name, domain_id=domain_id, description=description, extra=extra or {})
         session.add(group)
         await session.flush()
         return group
@@ -574,7 +580,10 @@ class IdentityService:
         group = await self.get_group(session, group_id)
         if "domain_id" in changes and changes["domain_id"] != group.domain_id:
             raise BadRequest("Update of `domain_id` is not allowed.")
+        if changes.get("id", group_id) != group_id:
+            raise BadRequest("Cannot change group ID.")
         changes.pop("domain_id", None)
+        changes.pop("id", None)
         if "name" in changes and changes["name"] != group.name:
             if (await session.execute(sa.select(m.Group.id).where(
                     m.Group.domain_id == group.domain_id, m.Group.name == changes["name"]))).first():
@@ -684,8 +693,6 @@ class IdentityService:
         implied = await self.get_role(session, implied_id)
         if implied.name.lower() in {n.lower() for n in self.config.prohibited_implied_roles}:
             raise Forbidden(f"{implied.name} cannot be an implied role.")
-        if prior.domain_id != m.NULL_DOMAIN and prior.domain_id != implied.domain_id and implied.domain_id != m.NULL_DOMAIN:
-            raise Forbidden("A domain-specific role can only imply roles of its domain or global roles.")
         if implied.domain_id != m.NULL_DOMAIN and prior.domain_id == m.NULL_DOMAIN:
             raise Forbidden("A global role cannot imply a domain-specific role.")
         # no cycles: the prior must not be reachable from the implied role
@@ -828,7 +835,15 @@ class IdentityService:
         rows = await session.execute(sa.select(m.Assignment.role_id).where(
             m.Assignment.actor_id.in_(actors), m.Assignment.type.in_(types), sa.or_(*clauses)))
         direct = set(rows.scalars())
-        return await self._implied_closure(session, direct) if direct else set()
+        return await self._global_only(session, await self._implied_closure(session, direct)) if direct else set()
+
+    async def _global_only(self, session: AsyncSession, role_ids: set[str]) -> set[str]:
+        """Drop domain-specific roles: they only carry implications and never reach a token."""
+        if not role_ids:
+            return role_ids
+        rows = await session.execute(sa.select(m.Role.id).where(
+            m.Role.id.in_(role_ids), m.Role.domain_id != m.NULL_DOMAIN))
+        return role_ids - set(rows.scalars())
 
     async def roles_by_ids(self, session: AsyncSession, role_ids: Iterable[str]) -> list[m.Role]:
         ids = list(role_ids)
@@ -909,6 +924,9 @@ class IdentityService:
                     seen.add(implied)
                     items.append({**item, "role_id": implied, "prior_role": prior})
                     stack.extend((implied, nxt) for nxt in edges.get(implied, []))
+            domain_roles = set((await session.execute(
+                sa.select(m.Role.id).where(m.Role.domain_id != m.NULL_DOMAIN))).scalars())
+            items = [x for x in items if x["role_id"] not in domain_roles]
         project_filter: set[str] | None = None
         if project_id is not None:
             project_filter = {project_id}
@@ -992,13 +1010,24 @@ class IdentityService:
         await session.execute(sa.delete(m.RegisteredLimit).where(m.RegisteredLimit.service_id == service_id))
         await session.delete(service)
 
-    async def create_endpoint(self, session: AsyncSession, *, service_id: str, interface: str, url: str,
-                              region_id: str | None = None, enabled: bool = True) -> m.Endpoint:
-        await self._get(session, m.Service, service_id, "service")
+    async def endpoint_region(self, session: AsyncSession, region_id: str | None, legacy_region: str | None) -> str | None:
+        """The region an endpoint names: ``region_id`` must exist; the legacy ``region`` field
+        creates its region on the fly, as Keystone does for backward compatibility."""
+        if region_id is None and legacy_region is not None:
+            if await session.get(m.Region, legacy_region) is None:
+                session.add(m.Region(id=legacy_region, description=""))
+                await session.flush()
+            return legacy_region
         if region_id and await session.get(m.Region, region_id) is None:
-            # Keystone creates a region named by an endpoint on the fly
-            session.add(m.Region(id=region_id, description=""))
-            await session.flush()
+            raise BadRequest(f"Region {region_id} does not exist.")
+        return region_id
+
+    async def create_endpoint(self, session: AsyncSession, *, service_id: str, interface: str, url: str,
+                              region_id: str | None = None, enabled: bool = True,
+                              legacy_region: str | None = None) -> m.Endpoint:
+        if await session.get(m.Service, service_id) is None:  # Keystone: a ValidationError, not a 404
+            raise BadRequest("Expecting to find endpoint service_id in service table.")
+        region_id = await self.endpoint_region(session, region_id, legacy_region)
         endpoint = m.Endpoint(service_id=service_id, interface=interface, url=url, region_id=region_id, enabled=enabled)
         session.add(endpoint)
         await session.flush()

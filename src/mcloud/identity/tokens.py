@@ -142,6 +142,9 @@ def _unpack_audit(value: bytes) -> str:
 
 
 def _micros(dt: datetime) -> int:
+    # naive datetimes here are UTC: never let timestamp() read them as local time
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1_000_000)
 
 

@@ -118,6 +118,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('domain_id', sa.String(length=64), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('extra', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['domain_id'], ['identity_domain.id'], name=op.f('fk_identity_group_domain_id_identity_domain')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_group')),
     sa.UniqueConstraint('domain_id', 'name', name=op.f('uq_identity_group_domain_id_name'))
@@ -190,6 +191,7 @@ def upgrade() -> None:
     sa.Column('password_created_at', sa.DateTime(), nullable=True),
     sa.Column('default_project_id', sa.String(length=64), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('extra', sa.JSON(), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('options', sa.JSON().with_variant(sa.JSON(), 'sqlite'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=True),
