@@ -704,7 +704,11 @@ def stored_bcrypt_cost(db: Path) -> int | None:
 # ------------------------------------------------------------------ mcloud
 
 
-def run_mcloud(args, results: dict) -> None:
+def mcloud_key(workers: int) -> str:
+    return "mcloud" if workers == 1 else f"mcloud_{workers}w"
+
+
+def run_mcloud(args, results: dict, workers: int = 1) -> None:
     mcloud = Path(args.mcloud_bin)
     if not mcloud.exists():
         raise RuntimeError(f"{mcloud} not found (build the repo's .venv, or "
@@ -713,6 +717,8 @@ def run_mcloud(args, results: dict) -> None:
     port = args.mcloud_port or free_port()
     cmd = [mcloud, "up", "--host", "127.0.0.1", "--port", port,
            "--data-dir", datadir, "--admin-password", args.admin_password]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     server = None
     try:
         log(f"mcloud: first start (migrates {datadir})")
@@ -736,7 +742,8 @@ def run_mcloud(args, results: dict) -> None:
                 cost = stored_bcrypt_cost(db)
                 if cost:
                     break
-        results["mcloud"] = {
+        results[mcloud_key(workers)] = {
+            "workers": workers,
             "command": " ".join(map(str, cmd)).replace(
                 args.admin_password, "***"),
             "url": f"http://127.0.0.1:{port}{prefix}",
@@ -825,12 +832,16 @@ def fmt(v, suffix=""):
 
 
 def print_table(res: dict) -> None:
-    k, m, r = res.get("keystone"), res.get("mcloud"), res.get("ratios", {})
-    cols = [("Keystone", k), ("mCloud", m)]
+    k = res.get("keystone")
+    mclouds = [(key, res[key]) for key in sorted(res) if key.startswith("mcloud") and isinstance(res[key], dict)]
+    m = mclouds[0][1] if mclouds else None
+    label = {key: "mCloud" if d.get("workers", 1) == 1 else f"mCloud {d['workers']}w" for key, d in mclouds}
+    cols = [("Keystone", k)] + [(label[key], d) for key, d in mclouds]
     cols = [(n, d) for n, d in cols if d]
+    ratio_cols = [(label[key], res.get("ratios" if key == "mcloud" else f"ratios_{key}", {}))
+                  for key, _ in mclouds] if k else []
     header = f"{'':28}" + "".join(f"{n:>14}" for n, _ in cols)
-    if k and m:
-        header += f"{'mCloud/Keystone':>18}"
+    header += "".join(f"{n + '/KS':>16}" for n, _ in ratio_cols)
     print()
     print(f"Identity benchmark, {res['date']}, concurrency "
           f"{res['config']['concurrency']}, {res['config']['duration_s']:g} s "
@@ -845,8 +856,8 @@ def print_table(res: dict) -> None:
                 line += f"{fmt(get(d)):>14}"
             except (KeyError, TypeError):
                 line += f"{'-':>14}"
-        if k and m:
-            line += f"{fmt(r.get(rkey)) if rkey else '':>18}"
+        for _, r in ratio_cols:
+            line += f"{fmt(r.get(rkey)) if rkey else '':>16}"
         print(line)
 
     for op, name in (("issue", "token issue"), ("validate", "token validate")):
@@ -866,7 +877,7 @@ def print_table(res: dict) -> None:
         print(f"\nbcrypt cost {b['cost']}: {b['hash_ms']} ms per hash -> "
               f"physical bound for token issue = {b['cores']} cores / "
               f"{b['hash_ms'] / 1000:.4f} s = {b['bound_rps']} req/s")
-        for who in ("keystone", "mcloud"):
+        for who in ["keystone"] + [key for key, _ in mclouds]:
             if res.get(who):
                 rps = res[who]["issue"]["rps"]
                 print(f"  {who} token issue reaches {100 * rps / b['bound_rps']:.0f}"
@@ -893,6 +904,9 @@ def main(argv=None) -> int:
     p.add_argument("--admin-password", default="bench-admin-Secret1")
     p.add_argument("--mcloud-bin", default=str(REPO_DIR / ".venv/bin/mcloud"))
     p.add_argument("--mcloud-port", type=int, default=0)
+    p.add_argument("--mcloud-workers", default="1,2",
+                   type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+                   help="run the mCloud side once per worker count (default 1,2; 1 is `mcloud up`'s default)")
     p.add_argument("--keystone-port", type=int, default=0)
     p.add_argument("--keystone-python", default=getattr(
         sys, "_base_executable", sys.executable),
@@ -948,13 +962,14 @@ def main(argv=None) -> int:
                 log(f"keystone side failed: {e}")
                 failures.append(f"keystone: {e}")
         if do_m:
-            try:
-                run_mcloud(args, results)
-            except Exception as e:  # noqa: BLE001
-                log(f"mcloud side failed: {e}")
-                failures.append(f"mcloud: {e}")
+            for workers in args.mcloud_workers:
+                try:
+                    run_mcloud(args, results, workers)
+                except Exception as e:  # noqa: BLE001
+                    log(f"mcloud side ({workers} workers) failed: {e}")
+                    failures.append(f"mcloud {workers}w: {e}")
         cost = args.bcrypt_cost
-        for who in ("keystone", "mcloud"):
+        for who in ["keystone"] + [mcloud_key(w) for w in args.mcloud_workers]:
             stored = results.get(who, {}).get("bcrypt_cost_stored")
             if stored and stored != cost:
                 results["notes"].append(
@@ -966,8 +981,10 @@ def main(argv=None) -> int:
             ("runner", Path(sys.executable))])
     finally:
         signal.alarm(0)
-    if results.get("keystone") and results.get("mcloud"):
-        results["ratios"] = ratios(results["keystone"], results["mcloud"])
+    for workers in args.mcloud_workers:
+        key = mcloud_key(workers)
+        if results.get("keystone") and results.get(key):
+            results["ratios" if key == "mcloud" else f"ratios_{key}"] = ratios(results["keystone"], results[key])
     if failures:
         results["failures"] = [f[:2000] for f in failures]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import mcloud
@@ -24,18 +24,31 @@ from mcloud.identity.config import IdentityConfig
 from mcloud.identity.service import IdentityService
 
 
-class _ExactMountPaths:
-    """Serve a mount's bare path (``/identity``) as its root (``/identity/``) instead of redirecting:
-    clients discover versions at the catalog URL exactly as written."""
+class ServiceDispatcher:
+    """The root ASGI app: ``/`` lists the services, ``/<mount>...`` goes to that service's app.
 
-    def __init__(self, app: ASGIApp, paths: set[str]):
-        self.app = app
-        self.paths = paths
+    A mount's bare path (``/identity``) is served as its root rather than redirected, because
+    clients discover versions at the catalog URL exactly as written. The service app sees the
+    mount in ``root_path``, as under a Starlette ``Mount``.
+    """
+
+    def __init__(self, root: ASGIApp, mounts: dict[str, ASGIApp]):
+        self.root = root
+        self.mounts = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
-            scope = {**scope, "path": scope["path"] + "/", "raw_path": scope["path"].encode() + b"/"}
-        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            for prefix, app in self.mounts:
+                if path == prefix or path.startswith(prefix + "/"):
+                    child = dict(scope)
+                    child["root_path"] = scope.get("root_path", "") + prefix
+                    if path == prefix:
+                        child["path"] = path + "/"
+                        child["raw_path"] = child["path"].encode()
+                    await app(child, receive, send)
+                    return
+        await self.root(scope, receive, send)
 
 
 class Cloud:
@@ -84,7 +97,7 @@ class Cloud:
             reset_passwords=reset_passwords, public_url=self.config.public_url,
             region=self.config.server.region, services=self.service_urls())
 
-    def _root(self) -> Starlette:
+    def _root(self) -> ServiceDispatcher:
         services = self.runtime.services
 
         async def root(request: Request) -> Response:
@@ -96,8 +109,12 @@ class Cloud:
                 return HTMLResponse(f"<!doctype html><title>mCloud</title><h1>mCloud</h1><ul>{rows}</ul>")
             return json_response({"name": "mCloud", "version": mcloud.__version__, "services": listed})
 
-        routes = [Route("/", root), *(Mount(s.path, app=s.build(self.runtime)) for s in services)]
-        return _ExactMountPaths(Starlette(routes=routes), {s.path for s in services})
+        async def not_found(request: Request) -> Response:
+            return json_response({"error": {"code": 404, "title": "Not Found",
+                                            "message": "The resource could not be found."}}, status=404)
+
+        index = Starlette(routes=[Route("/", root)], exception_handlers={404: not_found})
+        return ServiceDispatcher(index, {s.path: s.build(self.runtime) for s in services})
 
     async def close(self) -> None:
         await self.identity.close()
