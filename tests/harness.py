@@ -104,6 +104,7 @@ class LiveCloud:
         self.database = database
         self.admin_password = admin_password
         self.extra_env = env or {}
+        self.extra_args: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.log = data_dir / "mcloud-up.log"
 
@@ -123,6 +124,7 @@ class LiveCloud:
                "--admin-password", self.admin_password]
         if self.database:
             cmd += ["--database", self.database]
+        cmd += self.extra_args
         env = {**os.environ, **self.extra_env}
         started = time.monotonic()
         log = open(self.log, "a")
