@@ -263,7 +263,9 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         ctx = await authenticate(request)
         value = request.headers.get(SUBJECT_HEADER)
         if not value:
-            raise BadRequest("X-Subject-Token is required.")
+            # as Keystone: policy first (a non-admin gets 403), then "no token in the request" is a 404
+            authorize(request, ctx, rule, {})
+            raise NotFound("Could not find token: no X-Subject-Token in the request.")
         try:
             token = await svc(request).validate(value)
         except Unauthorized:
@@ -292,7 +294,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
     @r.delete("/v3/auth/tokens")
     async def revoke_token(request: Request) -> Response:
         _, token = await subject(request, "identity:revoke_token")
-        await svc(request).revoke_token(token)
+        # Keystone 30 revokes the tokens rescoped from this one too, unless ?cascade=false
+        await svc(request).revoke_token(token, chain=flag(request.query_params.get("cascade")) is not False)
         return Response(status_code=204)
 
     @r.get("/v3/auth/catalog")
@@ -1275,8 +1278,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
             if "region" in changes or "region_id" in changes:
                 changes["region_id"] = await i.endpoint_region(session, changes.get("region_id"),
                                                                changes.pop("region", None))
-            if changes.get("service_id"):
-                await i._get(session, m.Service, changes["service_id"], "service")
+            if changes.get("service_id") and await session.get(m.Service, changes["service_id"]) is None:
+                raise BadRequest("Expecting to find endpoint service_id in service table.")
             for key, value in changes.items():
                 setattr(e, key, value)
         return json_response({"endpoint": r_endpoint(request, e)})
@@ -1490,8 +1493,10 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         i = svc(request)
         async with i.writing() as session:
             x = await i._get(session, m.RegisteredLimit, limit_id, "registered limit")
-            if changes.get("service_id"):
-                await i._get(session, m.Service, changes["service_id"], "service")
+            if changes.get("service_id") and await session.get(m.Service, changes["service_id"]) is None:
+                raise BadRequest("Expecting to find service_id in registered_limit.")
+            if changes.get("region_id") and await session.get(m.Region, changes["region_id"]) is None:
+                raise BadRequest("Expecting to find region_id in registered_limit.")
             for key, value in changes.items():
                 setattr(x, key, value)
         return json_response({"registered_limit": r_registered_limit(request, x)})
@@ -1581,6 +1586,8 @@ def build(runtime: Runtime, identity: IdentityService) -> FastAPI:
     app.state.identity = identity
     install_fault_handlers(app, render_fault)
     app.include_router(build_router())
+    from mcloud.identity import api_extensions  # noqa: PLC0415 - it imports this module's helpers
+    app.include_router(api_extensions.build_router())
     return app
 
 

@@ -1048,12 +1048,17 @@ class IdentityService:
 
     # ------------------------------------------------------------------ limits
 
+    async def _assert_limit_refs(self, session: AsyncSession, item: dict[str, Any], target: str) -> None:
+        """Every id a (registered) limit names exists: Keystone answers 400, not 404, when not."""
+        for key, model in (("service_id", m.Service), ("region_id", m.Region), ("project_id", m.Project),
+                           ("domain_id", m.Domain)):
+            if item.get(key) is not None and await session.get(model, item[key]) is None:
+                raise BadRequest(f"Expecting to find {key} in {target}.")
+
     async def create_registered_limits(self, session: AsyncSession, items: list[dict[str, Any]]) -> list[m.RegisteredLimit]:
         created = []
         for item in items:
-            await self._get(session, m.Service, item["service_id"], "service")
-            if item.get("region_id"):
-                await self._get(session, m.Region, item["region_id"], "region")
+            await self._assert_limit_refs(session, item, "registered_limit")
             dup = await session.execute(sa.select(m.RegisteredLimit.id).where(
                 m.RegisteredLimit.service_id == item["service_id"],
                 m.RegisteredLimit.region_id.is_(None) if not item.get("region_id")
@@ -1072,10 +1077,7 @@ class IdentityService:
         for item in items:
             if bool(item.get("project_id")) == bool(item.get("domain_id")):
                 raise BadRequest("A limit names either a project_id or a domain_id.")
-            if item.get("project_id"):
-                await self.get_project(session, item["project_id"])
-            else:
-                await self.get_domain(session, item["domain_id"])
+            await self._assert_limit_refs(session, item, "limit")
             registered = (await session.execute(sa.select(m.RegisteredLimit.id).where(
                 m.RegisteredLimit.service_id == item["service_id"],
                 m.RegisteredLimit.resource_name == item["resource_name"],
@@ -1154,9 +1156,12 @@ class IdentityService:
                                             unrestricted: bool = False) -> tuple[m.ApplicationCredential, str, list[m.Role]]:
         if ctx.user_id != user_id:
             raise Forbidden("Application credentials can only be created for the token's own user.")
-        if ctx.application_credential_id or ctx.trust_id:
-            raise Forbidden("A token from an application credential or a trust cannot create application "
-                            "credentials.")
+        # Keystone: a trust token never may; an application credential's token only when the
+        # credential is unrestricted
+        if ctx.trust_id or (ctx.application_credential_id
+                            and not await self._unrestricted(session, ctx.application_credential_id)):
+            raise Forbidden("A token from a trust or a restricted application credential cannot create "
+                            "application credentials.")
         if not ctx.project_id and not ctx.system_scope:
             raise BadRequest("An application credential is created with a project- or system-scoped token.")
         if expires_at is not None and expires_at <= utcnow():
@@ -1174,9 +1179,9 @@ class IdentityService:
                 role = (await session.execute(sa.select(m.Role).where(
                     m.Role.name == ref.get("name"),
                     m.Role.domain_id == (ref.get("domain_id") or m.NULL_DOMAIN)))).scalar()
-            if role is None or role.id not in token_roles:
-                raise Forbidden(f"Cannot create an application credential with a role the user does not have "
-                                f"on the scope: {ref.get('id') or ref.get('name')}.")
+            if role is None or role.id not in token_roles:  # Keystone: 400, per the API-SIG guidelines
+                raise BadRequest(f"Invalid application credential: the user does not have the role "
+                                 f"on the scope: {ref.get('id') or ref.get('name')}.")
             chosen.append(role)
         if not roles:
             chosen = await self.roles_by_ids(session, token_roles)
@@ -1261,7 +1266,8 @@ class IdentityService:
 
     async def get_trust(self, session: AsyncSession, trust_id: str) -> m.Trust:
         trust = await session.get(m.Trust, trust_id)
-        if trust is None or trust.deleted_at is not None or (trust.expires_at and trust.expires_at <= utcnow()):
+        if trust is None or trust.deleted_at is not None or (trust.expires_at and trust.expires_at <= utcnow()) or (
+                trust.remaining_uses is not None and trust.remaining_uses <= 0):  # used up: gone, as in Keystone
             raise NotFound(f"Could not find trust: {trust_id}.")
         return trust
 
@@ -1286,9 +1292,12 @@ class IdentityService:
         session.add(m.RevocationEvent(issued_before=now, revoked_at=now, **fields))
         await session.flush()
 
-    async def revoke_token(self, token: Token) -> None:
+    async def revoke_token(self, token: Token, chain: bool = True) -> None:
+        """Revoke one token and, with ``chain``, every token rescoped from it (Keystone's default)."""
         async with self.writing() as session:
             await self._revoke(session, audit_id=token.payload.audit_ids[0])
+            if chain:
+                await self._revoke(session, audit_chain_id=token.payload.audit_ids[0])
 
     # ------------------------------------------------------------------ authentication
 
@@ -1417,7 +1426,7 @@ class IdentityService:
             if trust.trustee_user_id != user_id:
                 raise Forbidden("The user is not the trustee of this trust.")
             if trust.remaining_uses is not None and trust.remaining_uses <= 0:
-                raise Unauthorized("The trust has no remaining uses.")
+                raise NotFound(f"Could not find trust: {trust.id}.")
             trustor = await session.get(m.User, trust.trustor_user_id)
             if not await self._user_usable(session, trustor):
                 raise Forbidden("The trustor is disabled.")
