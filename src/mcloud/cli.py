@@ -172,6 +172,27 @@ async def _wait_answering(config: Config) -> None:
                 raise RuntimeError(f"{path} answered {response.status_code}")
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but SIGINT/SIGTERM end serve() normally instead of being re-raised
+        after the shutdown, so that mCloud's own cleanup runs and the exit status is 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return Server
+
+
 async def _worker(config: Config, sock: socket.socket | None, ready: Callable[[], Awaitable[None]] | None) -> None:
     """Serve the cloud in this process until SIGINT/SIGTERM."""
     import uvicorn
@@ -179,7 +200,7 @@ async def _worker(config: Config, sock: socket.socket | None, ready: Callable[[]
     from mcloud.app import Cloud
 
     cloud = Cloud(config)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _server_class()(uvicorn.Config(
         cloud.app, host=config.server.host, port=config.server.port, http="httptools", loop="none",
         lifespan="off", log_config=None, access_log=False, server_header=False, timeout_keep_alive=75))
     serving = asyncio.create_task(server.serve(sockets=[sock] if sock else None))
@@ -291,7 +312,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             except InterruptedError:
                 continue
         code = code or os.waitstatus_to_exitcode(status)
-    return 0 if code in (0, -signal.SIGTERM) else 1
+    return 0 if code == 0 else 1
 
 
 def parser() -> argparse.ArgumentParser:

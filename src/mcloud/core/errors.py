@@ -115,11 +115,18 @@ def describe_validation_error(exc: RequestValidationError) -> str:
     return f"Invalid input for field '{field}': {msg}."
 
 
-def install_fault_handlers(app: FastAPI, render: FaultRenderer) -> None:
-    """Make every error raised inside ``app`` answer in the service's fault format."""
+def install_fault_handlers(app: FastAPI, render: FaultRenderer,
+                           www_authenticate: Callable[[Request], str] | None = None) -> None:
+    """Make every error raised inside ``app`` answer in the service's fault format.
+
+    ``www_authenticate`` gives the challenge a 401 carries (RFC 7235), which for OpenStack
+    services names the identity endpoint: ``Keystone uri="https://.../identity"``.
+    """
 
     def respond(error: APIError, request: Request) -> Response:
         headers = dict(error.headers)
+        if error.status == 401 and www_authenticate is not None:
+            headers.setdefault("WWW-Authenticate", www_authenticate(request))
         return json_response(render(error, request), status=error.status, headers=headers)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:

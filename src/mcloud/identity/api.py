@@ -18,6 +18,8 @@ from mcloud.identity import schemas as s
 from mcloud.identity.service import SYSTEM_ALL, IdentityService, Token, parse_time
 
 SUBJECT_HEADER = "x-subject-token"
+# Keystone's [oslo_middleware] max_request_body_size: larger bodies are a 413
+MAX_REQUEST_BODY_SIZE = 114688
 
 
 def render_fault(error: APIError, _request: Request) -> dict[str, Any]:
@@ -55,7 +57,11 @@ async def body_of(request: Request, model: type[s.Body]) -> Any:
     from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
 
+    from mcloud.core.errors import RequestTooLarge
+
     raw = await request.body()
+    if len(raw) > MAX_REQUEST_BODY_SIZE:
+        raise RequestTooLarge("Request is too large.")
     if not raw:
         raise BadRequest("The request body is missing: this request needs a JSON body.")
     try:
@@ -977,6 +983,13 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
                 t["project"] = {"id": target_id, "domain_id": p.domain_id if p else None}
             elif target == "domain":
                 t["domain"] = {"id": target_id}
+            # the role is part of Keystone's target: a domain manager may grant only
+            # manager/member/reader, and only global roles or roles of the target's domain
+            role_id = request.path_params.get("role_id")
+            if role_id:
+                role = await session.get(m.Role, role_id)
+                t["role"] = {"id": role_id, "name": role.name if role else None,
+                             "domain_id": None if role is None or role.domain_id == m.NULL_DOMAIN else role.domain_id}
         authorize(request, ctx, rule, t)
 
     def grant_routes(actor: str, target: str, prefix: str, suffix: str = "", inherited: bool = False) -> None:
@@ -1056,15 +1069,26 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
             raise BadRequest("scope.project.id must be specified if include_subtree is also specified.")
         inherited_to = qp.get("scope.OS-INHERIT:inherited_to")
         scope_domain = qp.get("scope.domain.id")
-        authorize(request, ctx, "identity:list_role_assignments" if not include_subtree
-                  else "identity:list_role_assignments_for_tree", {"domain_id": scope_domain or ctx.domain_id})
         i = svc(request)
+        if include_subtree:
+            # Keystone's target for a tree is the project's domain
+            async with i.db.read() as session:
+                tree_root = await i.get_project(session, qp["scope.project.id"])
+            authorize(request, ctx, "identity:list_role_assignments_for_tree", {"domain_id": tree_root.domain_id})
+        else:
+            authorize(request, ctx, "identity:list_role_assignments", {"domain_id": scope_domain or ctx.domain_id})
         async with i.db.read() as session:
             items = await i.list_role_assignments(
                 session, user_id=qp.get("user.id"), group_id=qp.get("group.id"), role_id=qp.get("role.id"),
                 project_id=qp.get("scope.project.id"), domain_id=scope_domain,
                 system=qp.get("scope.system"), inherited=True if inherited_to == "projects" else None,
                 effective=bool(effective), include_subtree=bool(include_subtree))
+            if ctx.domain_id and not include_subtree:
+                # as Keystone: a domain-scoped token sees only assignments on its domain and its projects
+                own = set((await session.execute(sa.select(m.Project.id).where(
+                    m.Project.domain_id == ctx.domain_id))).scalars())
+                items = [a for a in items if a["scope"] == ("domain", ctx.domain_id)
+                         or (a["scope"][0] == "project" and a["scope"][1] in own)]
             names: dict[str, Any] = {}
             if include_names:
                 for model in (m.Role, m.User, m.Group, m.Project, m.Domain):
@@ -1543,8 +1567,11 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         ctx = await authenticate(request)
         async with svc(request).db.read() as session:
             x = await svc(request)._get(session, m.Limit, limit_id, "limit")
-        authorize(request, ctx, "identity:get_limit", {"limit": {"project_id": x.project_id,
-                                                                  "domain": {"id": x.domain_id}}})
+            # Keystone's target carries the limit's project (with its domain) or its domain
+            p = await session.get(m.Project, x.project_id) if x.project_id else None
+        authorize(request, ctx, "identity:get_limit", {"limit": {
+            "project_id": x.project_id, "domain": {"id": x.domain_id},
+            "project": {"id": x.project_id, "domain_id": p.domain_id if p else None}}})
         return json_response({"limit": r_limit(request, x)})
 
     @r.patch("/v3/limits/{limit_id}")
@@ -1584,7 +1611,7 @@ def build(runtime: Runtime, identity: IdentityService) -> FastAPI:
     app = FastAPI(openapi_url="/openapi.json", docs_url=None, redoc_url=None, title="mCloud Identity v3")
     app.state.runtime = runtime
     app.state.identity = identity
-    install_fault_handlers(app, render_fault)
+    install_fault_handlers(app, render_fault, www_authenticate=lambda request: f'Keystone uri="{base_url(request)}"')
     app.include_router(build_router())
     from mcloud.identity import api_extensions  # noqa: PLC0415 - it imports this module's helpers
     app.include_router(api_extensions.build_router())
