@@ -103,8 +103,8 @@ def test_up_with_defaults_prints_ready_serves_root_and_writes_private_clouds_yam
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-    # uvicorn shuts down gracefully, then re-raises SIGTERM on itself: death by SIGTERM (143), the Unix norm.
-    assert code in (0, -signal.SIGTERM), f"mcloud up exited {code} on SIGTERM"
+    # a clean shutdown: connections drained, mCloud's own cleanup run, exit status 0
+    assert code == 0, f"mcloud up exited {code} on SIGTERM"
 
 
 # --- restart and idempotency ----------------------------------------------------------------------
