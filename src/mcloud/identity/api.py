@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
@@ -584,7 +585,9 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         async with svc(request).writing() as session:
             await project_for(request, ctx, project_id, "identity:create_project_tag", session)
             await svc(request).add_tag(session, project_id, tag)
-        return Response(status_code=201, headers={"Location": f"{v3(request)}/projects/{project_id}/tags/{tag}"})
+        # a header is latin-1: a unicode tag goes percent-encoded
+        return Response(status_code=201,
+                        headers={"Location": f"{v3(request)}/projects/{project_id}/tags/{quote(tag, safe='')}"})
 
     @r.delete("/v3/projects/{project_id}/tags/{tag}")
     async def delete_tag(request: Request, project_id: str, tag: str) -> Response:
@@ -1612,9 +1615,11 @@ def build(runtime: Runtime, identity: IdentityService) -> FastAPI:
     app.state.runtime = runtime
     app.state.identity = identity
     install_fault_handlers(app, render_fault, www_authenticate=lambda request: f'Keystone uri="{base_url(request)}"')
-    app.include_router(build_router())
     from mcloud.identity import api_extensions  # noqa: PLC0415 - it imports this module's helpers
-    app.include_router(api_extensions.build_router())
+
+    # The routes join the app's own router: FastAPI re-walks included routers on every request.
+    for router in (build_router(), api_extensions.build_router()):
+        app.router.routes.extend(router.routes)
     return app
 
 

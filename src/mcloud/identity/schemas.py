@@ -19,6 +19,9 @@ Password = Annotated[str, StringConstraints(strict=True, max_length=4096)]
 
 
 class Body(BaseModel):
+    """A request body. In the update bodies, a field typed ``X = None`` (not ``X | None``) may be
+    left out but not sent as null: Keystone answers 400 for a null name, enabled flag, url..."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -36,11 +39,11 @@ class DomainCreate(Body):
 
 
 class DomainUpdate(Body):
-    name: ProjectName | None = None
+    name: ProjectName = None  # type: ignore[assignment]
     description: Description = None
-    enabled: StrictBool | None = None
-    options: dict[str, Any] | None = None
-    tags: list[Tag] | None = None
+    enabled: StrictBool = None  # type: ignore[assignment]
+    options: dict[str, Any] = None  # type: ignore[assignment]
+    tags: list[Tag] = None  # type: ignore[assignment]
 
 
 class ProjectOptions(Body):
@@ -59,14 +62,14 @@ class ProjectCreate(Body):
 
 
 class ProjectUpdate(Body):
-    name: ProjectName | None = None
-    domain_id: Id | None = None
+    name: ProjectName = None  # type: ignore[assignment]
+    domain_id: Id = None  # type: ignore[assignment]
     parent_id: Id | None = None
     description: Description = None
-    enabled: StrictBool | None = None
-    is_domain: StrictBool | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=80)
-    options: ProjectOptions | None = None
+    enabled: StrictBool = None  # type: ignore[assignment]
+    is_domain: StrictBool = None  # type: ignore[assignment]
+    tags: list[Tag] = Field(default=None, max_length=80)  # type: ignore[assignment]
+    options: ProjectOptions = None  # type: ignore[assignment]
 
 
 class Tags(Body):
@@ -98,15 +101,15 @@ class UserCreate(Body):
 
 
 class UserUpdate(Body):
-    id: Id | None = None
-    name: Name | None = None
-    domain_id: Id | None = None
+    id: Id = None  # type: ignore[assignment]
+    name: Name = None  # type: ignore[assignment]
+    domain_id: Id = None  # type: ignore[assignment]
     password: Password | None = None
-    enabled: StrictBool | None = None
+    enabled: StrictBool = None  # type: ignore[assignment]
     default_project_id: Id | None = None
     description: Description = None
     email: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
-    options: UserOptions | None = None
+    options: UserOptions = None  # type: ignore[assignment]
     project_id: Id | None = None
 
 
@@ -124,9 +127,9 @@ class GroupCreate(Body):
 
 
 class GroupUpdate(Body):
-    id: Id | None = None
-    name: Name | None = None
-    domain_id: Id | None = None
+    id: Id = None  # type: ignore[assignment]
+    name: Name = None  # type: ignore[assignment]
+    domain_id: Id = None  # type: ignore[assignment]
     description: Description = None
 
 
@@ -142,10 +145,10 @@ class RoleCreate(Body):
 
 
 class RoleUpdate(Body):
-    name: Name | None = None
+    name: Name = None  # type: ignore[assignment]
     domain_id: Id | None = None
     description: Description = None
-    options: RoleOptions | None = None
+    options: RoleOptions = None  # type: ignore[assignment]
 
 
 class RegionCreate(Body):
@@ -167,10 +170,10 @@ class ServiceCreate(Body):
 
 
 class ServiceUpdate(Body):
-    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] | None = None
+    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] = None  # type: ignore
     name: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
     description: Description = None
-    enabled: StrictBool | None = None
+    enabled: StrictBool = None  # type: ignore[assignment]
 
 
 Interface = Literal["public", "internal", "admin"]
@@ -187,12 +190,12 @@ class EndpointCreate(Body):
 
 
 class EndpointUpdate(Body):
-    service_id: Id | None = None
-    interface: Interface | None = None
-    url: Url | None = None
+    service_id: Id = None  # type: ignore[assignment]
+    interface: Interface = None  # type: ignore[assignment]
+    url: Url = None  # type: ignore[assignment]
     region_id: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
     region: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
-    enabled: StrictBool | None = None
+    enabled: StrictBool = None  # type: ignore[assignment]
 
 
 class RoleRefBody(BaseModel):
@@ -220,9 +223,9 @@ class CredentialCreate(Body):
 
 
 class CredentialUpdate(Body):
-    blob: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=65535)] | None = None
-    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] | None = None
-    user_id: Id | None = None
+    blob: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=65535)] = None  # type: ignore
+    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=255)] = None  # type: ignore
+    user_id: Id = None  # type: ignore[assignment]
     project_id: Id | None = None
 
 
@@ -252,10 +255,10 @@ class RegisteredLimitCreate(Body):
 
 
 class RegisteredLimitUpdate(Body):
-    service_id: Id | None = None
+    service_id: Id = None  # type: ignore[assignment]
     region_id: Annotated[str, StringConstraints(strict=True, max_length=255)] | None = None
-    resource_name: ResourceName | None = None
-    default_limit: LimitValue | None = None
+    resource_name: ResourceName = None  # type: ignore[assignment]
+    default_limit: LimitValue = None  # type: ignore[assignment]
     description: Description = None
 
 
@@ -270,7 +273,7 @@ class LimitCreate(Body):
 
 
 class LimitUpdate(Body):
-    resource_limit: LimitValue | None = None
+    resource_limit: LimitValue = None  # type: ignore[assignment]
     description: Description = None
 
 

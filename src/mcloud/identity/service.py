@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -63,6 +64,19 @@ def parse_time(value: str | None, field: str) -> datetime | None:
     return dt
 
 
+def _auth_ref(value: Any, field: str, keys: tuple[str, ...] = ("id", "name")) -> dict[str, Any]:
+    """A reference in an auth body (a user, a domain, a scope): an object whose ``keys`` are strings.
+    Anything else is Keystone's 400, never a crash further down."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field '{field}': it must be an object.")
+    for key in keys:
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise BadRequest(f"Invalid input for field '{field}/{key}': it must be a string.")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class RoleRef:
     id: str
@@ -94,7 +108,15 @@ class Token:
     payload: TokenPayload
     scope: ScopeInfo
 
+    @functools.cached_property
+    def _context(self) -> AuthContext:
+        return self._build_context()
+
     def context(self) -> AuthContext:
+        """The caller's context; built once per token (tokens are cached per generation)."""
+        return self._context
+
+    def _build_context(self) -> AuthContext:
         s, p = self.scope, self.payload
         return AuthContext(
             token=self.value,
@@ -1302,10 +1324,11 @@ class IdentityService:
     # ------------------------------------------------------------------ authentication
 
     async def _find_user(self, session: AsyncSession, ref: dict[str, Any]) -> m.User | None:
+        ref = _auth_ref(ref, "user")
         if ref.get("id"):
             return await session.get(m.User, ref["id"])
         name = ref.get("name")
-        domain = ref.get("domain") or {}
+        domain = _auth_ref(ref.get("domain"), "user/domain")
         if not name or not (domain.get("id") or domain.get("name")):
             raise BadRequest("Expecting to find domain in user. The server could not comply with the request "
                              "since it is either malformed or otherwise incorrect.")
@@ -1344,6 +1367,7 @@ class IdentityService:
                 ac = identity.get("application_credential") or {}
                 if not isinstance(ac, dict) or not ac.get("secret"):
                     raise BadRequest("Invalid input for field 'identity/application_credential': a secret is required.")
+                _auth_ref(ac, "identity/application_credential", ("id", "name", "secret"))
                 if ac.get("id"):
                     app_cred = await session.get(m.ApplicationCredential, ac["id"])
                 elif ac.get("name") and isinstance(ac.get("user"), dict):
@@ -1420,8 +1444,13 @@ class IdentityService:
             return TokenPayload(**base)
         if not isinstance(scope_req, dict):
             raise BadRequest("Invalid input for field 'scope': it must be an object.")
+        # as Keystone: exactly one kind of scope
+        if sum(k in scope_req for k in ("project", "domain", "unscoped", "system", "OS-TRUST:trust")) > 1:
+            raise BadRequest("Expecting to find system, project, domain, OS-TRUST:trust or unscoped in scope.")
+        if "unscoped" in scope_req:  # old keystoneauth sends {"unscoped": {}}
+            return TokenPayload(**base)
         if "OS-TRUST:trust" in scope_req:
-            ref = scope_req["OS-TRUST:trust"] or {}
+            ref = _auth_ref(scope_req["OS-TRUST:trust"], "scope/OS-TRUST:trust", ("id",))
             trust = await self.get_trust(session, str(ref.get("id")))
             if trust.trustee_user_id != user_id:
                 raise Forbidden("The user is not the trustee of this trust.")
@@ -1433,11 +1462,11 @@ class IdentityService:
             expires = min(expires_at, trust.expires_at) if trust.expires_at else expires_at
             return TokenPayload(**{**base, "expires_at": expires}, trust_id=trust.id, project_id=trust.project_id)
         if "project" in scope_req:
-            ref = scope_req["project"] or {}
+            ref = _auth_ref(scope_req["project"], "scope/project")
             if ref.get("id"):
                 project = await session.get(m.Project, ref["id"])
             else:
-                dom = ref.get("domain") or {}
+                dom = _auth_ref(ref.get("domain"), "scope/project/domain")
                 if not ref.get("name") or not (dom.get("id") or dom.get("name")):
                     raise BadRequest("Invalid input for field 'scope/project': give an id, or a name and a domain.")
                 domain_id = dom.get("id") or (await session.execute(
@@ -1454,7 +1483,7 @@ class IdentityService:
                 raise Unauthorized(f"User {user_id} has no access to project {project.id}.")
             return TokenPayload(**base, project_id=project.id)
         if "domain" in scope_req:
-            ref = scope_req["domain"] or {}
+            ref = _auth_ref(scope_req["domain"], "scope/domain")
             if ref.get("id"):
                 domain = await session.get(m.Domain, ref["id"])
             elif ref.get("name"):
@@ -1467,7 +1496,7 @@ class IdentityService:
                 raise Unauthorized(f"User {user_id} has no access to domain {domain.id}.")
             return TokenPayload(**base, domain_id=domain.id)
         if "system" in scope_req:
-            ref = scope_req["system"] or {}
+            ref = _auth_ref(scope_req["system"], "scope/system", ())
             if ref.get("all") is not True:
                 raise BadRequest("Invalid input for field 'scope/system': only {\"all\": true} is supported.")
             if not await self.effective_role_ids(session, user_id, system=SYSTEM_ALL):
