@@ -127,8 +127,8 @@ class LiveCloud:
         cmd += self.extra_args
         env = {**os.environ, **self.extra_env}
         started = time.monotonic()
-        log = open(self.log, "a")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        with open(self.log, "a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         assert self.proc.stdout is not None
         while True:
             line = self.proc.stdout.readline()
@@ -148,6 +148,8 @@ class LiveCloud:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc = None
         return code
 

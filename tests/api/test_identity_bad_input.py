@@ -445,3 +445,21 @@ async def test_null_for_a_required_attribute_is_400(ks: Keystone):
     # where Keystone allows null, it clears the attribute
     r = await ks.patch(f"/users/{u['id']}", {"user": {"description": None, "default_project_id": None}}, expect=200)
     assert r.json()["user"].get("description") is None
+
+
+async def test_nul_characters_are_400_on_every_database(ks: Keystone):
+    """PostgreSQL cannot store NUL; SQLite could. Either way the answer is the same 400."""
+    for path, params in (("/users", {"name": "a\x00b"}), ("/projects", {"name": "\x00"}),
+                         ("/users/a%00b", None), ("/projects/x%00y/tags/z", None)):
+        r = await ks.get(path, params=params)
+        assert "NUL" in assert_error(r, 400)["message"]
+    name = uniq("nul")
+    r = await ks.post("/projects", {"project": {"name": name, "description": "x\x00y"}})
+    assert "NUL" in assert_error(r, 400)["message"]
+    assert await count_named(ks, "/projects", "project", name) == 0
+    r = await ks.post("/auth/tokens", {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "admin\x00", "domain": {"id": "default"}, "password": "x"}}}}}, token=None)
+    assert_error(r, 400)
+    # an escaped backslash before "u0000" is an ordinary string
+    r = await ks.post("/projects", {"project": {"name": name, "description": "\\u0000"}}, expect=201)
+    assert r.json()["project"]["description"] == "\\u0000"

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcloud.core.http import json_response
 
@@ -115,6 +116,34 @@ def describe_validation_error(exc: RequestValidationError) -> str:
     return f"Invalid input for field '{field}': {msg}."
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL character in any string, key or value.
+
+    No service stores one (PostgreSQL refuses it), so input holding one is a 400."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+class _NulGuard:
+    """A URL holding ``%00`` is a 400 in the service's format before any handler sees it."""
+
+    def __init__(self, app: ASGIApp, respond: Callable[[APIError, Request], Response]):
+        self.app = app
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (b"%00" in scope.get("raw_path", b"") or b"%00" in scope["query_string"]):
+            error = BadRequest("Invalid input: the URL holds a NUL character (%00).")
+            await self.respond(error, Request(scope))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_fault_handlers(app: FastAPI, render: FaultRenderer,
                            www_authenticate: Callable[[Request], str] | None = None) -> None:
     """Make every error raised inside ``app`` answer in the service's fault format.
@@ -151,6 +180,7 @@ def install_fault_handlers(app: FastAPI, render: FaultRenderer,
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return respond(APIError("An unexpected error prevented the server from fulfilling your request."), request)
 
+    app.add_middleware(_NulGuard, respond=respond)
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

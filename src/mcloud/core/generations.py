@@ -8,7 +8,9 @@ Reading the counter must cost next to nothing, because token validation asks on 
 request. :class:`Watcher` avoids a database round trip while nothing changed:
 
 - SQLite: ``PRAGMA data_version`` on a dedicated connection changes whenever another
-  connection (of this or any process) commits; only then is the counter re-read.
+  connection (of this or any process) commits; only then is the counter re-read. One answer
+  serves until the event loop next runs other work: the checks one request makes in a row
+  (its own token, then the token it validates) cost one pragma.
 - PostgreSQL: every bump also sends ``NOTIFY mcloud_generation``; a listening connection
   marks the counters stale when one arrives (and a write in this process marks them stale at
   once). Without a working listener it re-reads on every call.
@@ -65,6 +67,7 @@ class Watcher:
         self._stale = True
         self._sqlite: sqlite3.Connection | None = None
         self._data_version: int | None = None
+        self._checked = False  # data_version was read in the loop's current run of callbacks
         self._listener: Any = None
         self._listening = False
         if db.is_sqlite:
@@ -94,7 +97,11 @@ class Watcher:
 
     async def current(self, name: str) -> int:
         if self._sqlite is not None:
-            version = self._sqlite.execute("PRAGMA data_version").fetchone()[0]
+            version = self._data_version
+            if not self._checked:
+                version = self._sqlite.execute("PRAGMA data_version").fetchone()[0]
+                self._checked = True
+                asyncio.get_running_loop().call_soon(self._recheck)
             if version != self._data_version or self._stale or name not in self._values:
                 self._stale = False
                 self._data_version = version
@@ -108,6 +115,9 @@ class Watcher:
                 rows = await session.execute(sa.select(_table.c.name, _table.c.value))
                 self._values = {n: v for n, v in rows}
         return self._values.get(name, 0)
+
+    def _recheck(self) -> None:
+        self._checked = False
 
     async def close(self) -> None:
         if self._sqlite is not None:

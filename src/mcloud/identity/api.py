@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -11,8 +12,9 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from mcloud.core.auth import AuthContext, authenticate, runtime_of
-from mcloud.core.errors import APIError, BadRequest, Forbidden, NotFound, Unauthorized, install_fault_handlers
-from mcloud.core.http import json_response
+from mcloud.core.errors import (APIError, BadRequest, Forbidden, NotFound, Unauthorized, holds_nul,
+                                 install_fault_handlers)
+from mcloud.core.http import json_response, service_app
 from mcloud.core.runtime import Runtime
 from mcloud.identity import models as m
 from mcloud.identity import schemas as s
@@ -66,9 +68,12 @@ async def body_of(request: Request, model: type[s.Body]) -> Any:
     if not raw:
         raise BadRequest("The request body is missing: this request needs a JSON body.")
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
+    if b"\\u0000" in raw and holds_nul(json.loads(raw)):  # JSON can carry NUL only escaped
+        raise BadRequest("Invalid input: a string in the body holds a NUL character.")
+    return body
 
 
 def flag(value: str | None) -> bool | None:
@@ -285,12 +290,9 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         _, token = await subject(request, "identity:validate_token")
         catalog = "nocatalog" not in request.query_params
         # the body depends only on the token and the identity generation: render it once
-        cache = await svc(request).cache()
-        key = (token.value, catalog)
-        body = cache.rendered.get(key)
+        body = token.rendered.get(catalog)
         if body is None:
-            body = json_response(await r_token(request, token, catalog=catalog)).body
-            cache.rendered[key] = body
+            body = token.rendered[catalog] = json_response(await r_token(request, token, catalog=catalog)).body
         return Response(body, media_type="application/json", headers={"X-Subject-Token": token.value})
 
     @r.head("/v3/auth/tokens")
@@ -1611,9 +1613,7 @@ class _Validator:
 
 
 def build(runtime: Runtime, identity: IdentityService) -> FastAPI:
-    app = FastAPI(openapi_url="/openapi.json", docs_url=None, redoc_url=None, title="mCloud Identity v3")
-    app.state.runtime = runtime
-    app.state.identity = identity
+    app = service_app("mCloud Identity v3", runtime=runtime, identity=identity)
     install_fault_handlers(app, render_fault, www_authenticate=lambda request: f'Keystone uri="{base_url(request)}"')
     from mcloud.identity import api_extensions  # noqa: PLC0415 - it imports this module's helpers
 

@@ -107,6 +107,8 @@ class Token:
     value: str
     payload: TokenPayload
     scope: ScopeInfo
+    # its validation bodies, by "with catalog": a cached token lives as long as its generation
+    rendered: dict[bool, bytes] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def _context(self) -> AuthContext:
@@ -145,7 +147,7 @@ class Token:
 
 class _Cache:
     """What validation needs, valid for one identity generation: revocation events, scope
-    resolutions, validated tokens, the catalog, and rendered token bodies."""
+    resolutions, validated tokens (with their rendered bodies) and the catalog."""
 
     MAX_TOKENS = 50_000
 
@@ -154,13 +156,11 @@ class _Cache:
         self.events = events
         self.scopes: dict[tuple[str | None, ...], ScopeInfo] = {}
         self.tokens: dict[str, Token] = {}
-        self.rendered: dict[tuple[str, bool], bytes] = {}
         self.catalog: list[dict[str, Any]] | None = None
 
     def remember(self, token: Token) -> None:
         if len(self.tokens) >= self.MAX_TOKENS:
             self.tokens.clear()
-            self.rendered.clear()
         self.tokens[token.value] = token
 
 
