@@ -22,6 +22,14 @@ from mcloud.identity import api as identity_api
 from mcloud.identity import policies as identity_policies
 from mcloud.identity.config import IdentityConfig
 from mcloud.identity.service import IdentityService
+from mcloud.image import api as image_api
+from mcloud.image import policies as image_policies
+from mcloud.image.config import ImageConfig
+from mcloud.image.service import ImageService
+from mcloud.placement import api as placement_api
+from mcloud.placement import policies as placement_policies
+from mcloud.placement.config import PlacementConfig
+from mcloud.placement.service import PlacementService
 
 
 class ServiceDispatcher:
@@ -66,6 +74,10 @@ class Cloud:
         self.identity = IdentityService(self.db, config.section("identity", IdentityConfig), config.data_dir)
         self.runtime.token_validator = identity_api.token_validator(self.identity)
         self.runtime.policy.register(identity_policies.RULES)
+        self.image = ImageService(self.db, config.section("image", ImageConfig), config.data_dir, self.identity)
+        self.runtime.policy.register(image_policies.RULES)
+        self.placement = PlacementService(self.db, config.section("placement", PlacementConfig))
+        self.runtime.policy.register(placement_policies.RULES)
         self.runtime.services = self.service_specs(self)
         self.app = RequestMiddleware(self._root())
 
@@ -77,8 +89,21 @@ class Cloud:
             assert cloud is not None
             return identity_api.build(rt, cloud.identity)
 
-        return [ServiceSpec(name="keystone", type="identity", path="/identity", build=identity,
-                            description="Identity Service")]
+        def image(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return image_api.build(rt, cloud.image)
+
+        def placement(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return placement_api.build(rt, cloud.placement)
+
+        return [
+            ServiceSpec(name="keystone", type="identity", path="/identity", build=identity,
+                        description="Identity Service"),
+            ServiceSpec(name="glance", type="image", path="/image", build=image, description="Image Service"),
+            ServiceSpec(name="placement", type="placement", path="/placement", build=placement,
+                        description="Placement Service"),
+        ]
 
     def service_urls(self) -> list[tuple[str, str, str, str]]:
         """(type, name, description, catalog URL) for every mounted service and its aliases."""
@@ -117,5 +142,7 @@ class Cloud:
         return ServiceDispatcher(index, {s.path: s.build(self.runtime) for s in services})
 
     async def close(self) -> None:
+        await self.image.close()
+        await self.placement.close()
         await self.identity.close()
         await self.db.dispose()

@@ -6,3 +6,5 @@ from __future__ import annotations
 def load_all() -> None:
     import mcloud.core.generations  # noqa: F401
     import mcloud.identity.models  # noqa: F401
+    import mcloud.image.models  # noqa: F401
+    import mcloud.placement.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""The image service (Glance v2), mounted at /image."""

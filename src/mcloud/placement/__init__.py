@@ -1,0 +1,1 @@
+"""The placement service (Placement 1.x microversions), mounted at /placement."""
