@@ -414,12 +414,29 @@ async def _load(host, port, make_request, expect_status, concurrency,
             sum(c.connects for c in conns))
 
 
+def client_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_loop(coro):
+    """Run the load generator on uvloop when this Python has it (the repo's .venv does), else
+    on asyncio's own loop. The client is the same for every server measured in a run."""
+    if client_loop() == "asyncio":
+        return asyncio.run(coro)
+    import uvloop
+    return uvloop.run(coro)
+
+
 def measure(name, host, port, make_request, expect_status, concurrency,
             warmup, duration, server_pid) -> dict:
     remaining(warmup + duration + 60)
     log(f"  {name}: {warmup:g}s warm-up + {duration:g}s at concurrency "
         f"{concurrency}")
-    lat, errors, elapsed, client_cpu, scpu, connects = asyncio.run(
+    lat, errors, elapsed, client_cpu, scpu, connects = run_loop(
         _load(host, port, make_request, expect_status, concurrency, warmup,
               duration, server_pid))
     lat.sort()
@@ -943,7 +960,8 @@ def main(argv=None) -> int:
                     "runner_python": platform.python_version()},
         "config": {"concurrency": args.concurrency,
                    "duration_s": args.duration, "warmup_s": args.warmup,
-                   "validate_token_pool": 8},
+                   "validate_token_pool": 8,
+                   "load_generator_loop": client_loop()},
         "notes": [
             f"server and load generator share the machine's "
             f"{os.cpu_count()} cores (loopback); the client CPU % column "
