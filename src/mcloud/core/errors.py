@@ -8,6 +8,7 @@ status, title and message into the body OpenStack clients expect from that servi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -89,8 +90,9 @@ class NotImplementedYet(APIError):
     status = 501
 
 
-#: (error, request) -> (body, extra headers). ``error`` is always an APIError.
-FaultRenderer = Callable[[APIError, Request], dict[str, Any]]
+#: (error, request) -> the JSON body, or a whole Response for a service whose faults are not
+#: always JSON (Glance's follow the request's Accept header). ``error`` is always an APIError.
+FaultRenderer = Callable[[APIError, Request], "dict[str, Any] | Response"]
 
 
 def describe_validation_error(exc: RequestValidationError) -> str:
@@ -156,7 +158,12 @@ def install_fault_handlers(app: FastAPI, render: FaultRenderer,
         headers = dict(error.headers)
         if error.status == 401 and www_authenticate is not None:
             headers.setdefault("WWW-Authenticate", www_authenticate(request))
-        return json_response(render(error, request), status=error.status, headers=headers)
+        body = render(error, request)
+        if isinstance(body, Response):
+            body.status_code = error.status
+            body.headers.update(headers)
+            return body
+        return json_response(body, status=error.status, headers=headers)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
@@ -185,3 +192,34 @@ def install_fault_handlers(app: FastAPI, render: FaultRenderer,
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+_ADAPTERS: dict[Any, Any] = {}
+
+
+async def json_body(request: Request, schema: Any, *, max_size: int = 1 << 20,
+                    media_type: str | None = None) -> Any:
+    """The request body parsed and validated: 400 when it is missing, not JSON, holds a NUL or
+    does not fit ``schema`` (a pydantic model or ``TypeAdapter``); 413 past ``max_size`` bytes;
+    415 when ``media_type`` is given and the body is sent as anything else."""
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415 - keep core import light
+
+    if media_type is not None:
+        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent != media_type:
+            raise UnsupportedMediaType(f"The media type {sent or 'None'} is not supported, use {media_type}.")
+    raw = await request.body()
+    if len(raw) > max_size:
+        raise RequestTooLarge("Request is too large.")
+    if not raw.strip():
+        raise BadRequest("The request body is missing: this request needs a JSON body.")
+    adapter = schema if isinstance(schema, TypeAdapter) else _ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(schema)
+    try:
+        value = adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise BadRequest(describe_validation_error(RequestValidationError(exc.errors()))) from None
+    if b"\\u0000" in raw and holds_nul(json.loads(raw)):  # JSON can carry NUL only escaped
+        raise BadRequest("Invalid input: a string in the body holds a NUL character.")
+    return value

@@ -11,8 +11,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from typing import Any
 
-from mcloud.core.errors import BadRequest, NotAcceptable
+from starlette.datastructures import Headers
+
+from mcloud.core.errors import APIError, BadRequest, NotAcceptable
 
 _VERSION = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
 
@@ -77,3 +80,46 @@ class VersionRange:
             headers[self.legacy_header] = str(version)
             headers["Vary"] += f", {self.legacy_header}"
         return headers
+
+
+class MicroversionMiddleware:
+    """Negotiates every request's microversion before routing (pure ASGI).
+
+    The version goes to the request state (``requested(request)`` reads it) and names itself in
+    every response, errors included, as the API guidelines ask. A malformed or unsupported
+    version is kept, not answered at once: the handler raises it after authentication, so a
+    request without a token still gets its 401 first.
+    """
+
+    def __init__(self, app: Any, versions: VersionRange):
+        self.app = app
+        self.versions = versions
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        try:
+            version = self.versions.negotiate(Headers(scope=scope))
+        except APIError as exc:
+            state["microversion_error"] = exc
+            await self.app(scope, receive, send)
+            return
+        state["microversion"] = version
+        extra = [(k.lower().encode(), v.encode()) for k, v in self.versions.response_headers(version).items()]
+
+        async def send_with_version(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def requested(request: Any) -> Version:
+    """The version :class:`MicroversionMiddleware` negotiated; raises its 400/406 if it failed."""
+    state = request.scope.get("state", {})
+    if "microversion_error" in state:
+        raise state["microversion_error"]
+    return state["microversion"]
