@@ -410,9 +410,10 @@ class PlacementService:
                 new_root: int | None = None
                 if "parent_provider_uuid" in changes:
                     new_root = await self._reparent(s, rp, changes["parent_provider_uuid"], allow_reparenting, values)
+                moving = new_root is not None and new_root != rp.root_provider_id
+                subtree = await self._subtree(s, rp.id) if moving else set()
                 await s.execute(sa.update(_P).where(_P.c.id == rp.id).values(**values))
-                if new_root is not None and new_root != rp.root_provider_id:
-                    subtree = await self._subtree(s, rp.id)
+                if moving:
                     await s.execute(sa.update(_P).where(_P.c.id.in_(subtree)).values(root_provider_id=new_root))
                 await generations.bump(s, TOPOLOGY)
                 return await self.provider(s, uuid)
