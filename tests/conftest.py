@@ -13,7 +13,8 @@ import pytest
 from mcloud import migrations
 from mcloud.app import Cloud
 from mcloud.core.config import Config
-from tests.harness import postgres
+from tests.ceph import CephCluster, ceph_missing
+from tests.harness import missing, postgres
 
 ADMIN_PASSWORD = "admin-secret"
 DEMO_PASSWORD = "demo-secret"
@@ -30,6 +31,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def postgres_url() -> Iterator[str]:
     with postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ceph() -> Iterator[CephCluster]:
+    """A private single-node Ceph cluster (tests/ceph.py) for the session: ``conf``, ``pools``
+    (``images``), ``create_pool(name)``."""
+    if (what := ceph_missing()) is not None:
+        missing(what)
+    with CephCluster() as cluster:
+        yield cluster
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,8 @@ purpose=${1:-run}
 packages=(python3-venv python3-dev)
 if [ "$purpose" = test ]; then
   packages+=(postgresql)
+  # a private Ceph cluster (tests/ceph.py) and the bindings the rbd image store uses
+  packages+=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
 fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
