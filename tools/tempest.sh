@@ -69,6 +69,42 @@ IDENTITY_FEATURES=(
   # application_credentials, project_tags, external_idp.
 )
 # ---------------------------------------------------------------------------
+# [image] and [image-feature-enabled]: what mCloud image implements. Edit HERE.
+# Written to tempest.conf when glance is among --services (or --services
+# catalog finds an image endpoint). http_image / http_qcow2_image are served by
+# a loopback HTTP server this script starts with --start (there is no internet
+# here), and mcloud up is told to allow web-download from it only.
+IMAGE_CONF=$(cat <<'INI'
+[image]
+catalog_type = image
+build_timeout = 60
+build_interval = 1
+# Tempest uploads random bytes under the first container format and its first
+# disk formats; like Glance, mCloud inspects content only in 'bare' containers,
+# so 'ami' comes first for the tests that rely on bogus data.
+container_formats = ami,bare,ari,aki,ovf,ova
+disk_formats = raw,qcow2,ami,ari,aki,vhd,vmdk,vdi,iso,vhdx
+hashing_algorithm = sha512
+image_caching_enabled = false
+
+[image-feature-enabled]
+api_v2 = true
+api_v1 = false
+# glance-direct and web-download (info/import lists them)
+import_image = true
+os_glance_reserved = true
+# locations API (show_multiple_locations) is not built
+manage_locations = false
+image_conversion = false
+# 'bare' uploads are inspected (data must match disk_format), but tests may
+# still upload bogus data in other containers
+image_format_enforcement = false
+do_secure_hash = true
+http_store_enabled = false
+store_weight_enabled = false
+INI
+)
+# ---------------------------------------------------------------------------
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/tools/tempest"
@@ -123,9 +159,12 @@ fi
 PY="$VENV/bin/python"
 
 # --- 2. optionally start mcloud ---------------------------------------------
-MCLOUD_PID="" TMP_CLOUD_DIR=""
+MCLOUD_PID="" TMP_CLOUD_DIR="" HTTP_PID="" HTTP_URL=""
+with_glance=0
+case ",$SERVICES," in *,glance,*|*,catalog,*) with_glance=1 ;; esac
 cleanup() {
   local status=$?
+  if [ -n "$HTTP_PID" ]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
   if [ -n "$MCLOUD_PID" ] && kill -0 "$MCLOUD_PID" 2>/dev/null; then
     kill "$MCLOUD_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$MCLOUD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -150,6 +189,30 @@ if [ "$START" = 1 ]; then
   mkdir -p "$CLOUD_DIR"
   [ -n "$PORT" ] || PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   LOG="$CLOUD_DIR/mcloud-up.log"
+  if [ "$with_glance" = 1 ]; then
+    # images for web-download tests, on a loopback server that mcloud may fetch from
+    WEB="$CLOUD_DIR/web-images"; mkdir -p "$WEB"
+    "$PY" - "$WEB" <<'PYEOF'
+import os, struct, subprocess, sys
+web = sys.argv[1]
+with open(os.path.join(web, "image.raw"), "wb") as f:
+    f.write(os.urandom(1 << 20))
+qcow = os.path.join(web, "image.qcow2")
+try:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", qcow, "64M"], check=True)
+except (OSError, subprocess.CalledProcessError):
+    # a minimal qcow2 v3 header (no backing file): what the image service inspects
+    header = b"QFI\xfb" + struct.pack(">IQIIQIIQQIIQQQII", 3, 0, 0, 16, 64 << 20, 0, 1, 0x30000, 0x10000,
+                                        1, 0, 0, 0, 0, 4, 104)
+    with open(qcow, "wb") as f:
+        f.write(header.ljust(0x40000, b"\0"))
+PYEOF
+    HTTP_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    "$PY" -m http.server --bind 127.0.0.1 --directory "$WEB" "$HTTP_PORT" >"$CLOUD_DIR/web-images.log" 2>&1 &
+    HTTP_PID=$!
+    HTTP_URL="http://127.0.0.1:$HTTP_PORT/"
+    export MCLOUD_IMAGE_WEB_DOWNLOAD_ALLOWED="$HTTP_URL"
+  fi
   echo "tempest.sh: starting mcloud up on 127.0.0.1:$PORT (data dir $CLOUD_DIR, log $LOG)" >&2
   "$MCLOUD" up --host 127.0.0.1 --port "$PORT" --data-dir "$CLOUD_DIR" >"$LOG" 2>&1 &
   MCLOUD_PID=$!
@@ -179,6 +242,15 @@ if [ ! -f "$WORK/.stestr.conf" ]; then
 fi
 features="$(IFS=';'; echo "${IDENTITY_FEATURES[*]}")"
 extra_args=()
+if [ "$with_glance" = 1 ]; then
+  printf '%s\n' "$IMAGE_CONF" > "$WORK/image.conf"
+  extra_args+=(--extra "$WORK/image.conf")
+  if [ -n "$HTTP_URL" ]; then
+    printf '[image]\nhttp_image = %simage.raw\nhttp_qcow2_image = %simage.qcow2\n' "$HTTP_URL" "$HTTP_URL" \
+      > "$WORK/image-http.conf"
+    extra_args+=(--extra "$WORK/image-http.conf")
+  fi
+fi
 for f in ${EXTRA_CONF[@]+"${EXTRA_CONF[@]}"}; do extra_args+=(--extra "$f"); done
 if [ -n "$CLOUDS_YAML" ]; then
   "$PY" "$HERE/mkconf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" \

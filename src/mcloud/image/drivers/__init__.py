@@ -1,1 +1,34 @@
-"""Image stores behind one Protocol: ``file`` (default) and ``rbd`` (Ceph)."""
+"""Image stores behind one Protocol (``base.ImageStore``): ``file`` (default), ``fake`` (in
+memory, for tests) and ``rbd`` (Ceph).
+
+A store is loaded by its config name. Each driver module ``mcloud.image.drivers.<name>``
+provides ``create(store_id, options, data_dir) -> ImageStore``, where ``options`` is the
+``[image.<name>]`` table of mcloud.toml (a ``driver`` key there picks another module, so two
+stores of one kind can sit side by side). Modules are imported only when a store of theirs is
+enabled, so ``rbd`` (and Ceph's bindings) load only where an operator asks for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from mcloud.image.drivers.base import ImageStore, Stored, StoreError
+
+__all__ = ["ImageStore", "Stored", "StoreError", "load_store"]
+
+KNOWN = ("file", "fake", "rbd")
+
+
+def load_store(name: str, options: dict[str, Any] | None, data_dir: Path) -> ImageStore:
+    """The store configured as ``name`` (``[image] stores``), built from its options."""
+    opts = dict(options or {})
+    driver = str(opts.pop("driver", name))
+    if driver not in KNOWN:
+        raise ValueError(f"[image] store {name!r}: unknown driver {driver!r} (known: {', '.join(KNOWN)})")
+    module = importlib.import_module(f"mcloud.image.drivers.{driver}")
+    create = getattr(module, "create", None)
+    if create is None:
+        raise ValueError(f"mcloud.image.drivers.{driver} has no create(store_id, options, data_dir)")
+    return create(name, opts, data_dir)
