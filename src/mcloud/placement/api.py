@@ -103,6 +103,11 @@ def root_path(request: Request) -> str:
     return request.scope.get("root_path", "")
 
 
+def location(request: Request, path: str) -> dict[str, str]:
+    """A Location header: absolute, as WebOb makes Placement's (clients GET it as given)."""
+    return {"location": f"{request.url.scheme}://{request.url.netloc}{root_path(request)}{path}"}
+
+
 def canonical_uuid(value: str, what: str = "uuid") -> str:
     try:
         return str(uuidlib.UUID(value))
@@ -412,10 +417,10 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         body = await json_body(request, sc.ProviderCreate114 if at(version, (1, 14)) else sc.ProviderCreate,
                                media_type=JSON)
         rp = await svc(request).create_provider(body.name, body.uuid, getattr(body, "parent_provider_uuid", None))
-        location = {"location": f"{root_path(request)}/resource_providers/{rp.uuid}"}
+        where = location(request, f"/resource_providers/{rp.uuid}")
         if at(version, (1, 20)):
-            return respond(version, r_provider(request, rp, version), modified=rp.updated_at, headers=location)
-        return empty(201, location)
+            return respond(version, r_provider(request, rp, version), modified=rp.updated_at, headers=where)
+        return empty(201, where)
 
     @r.get("/resource_providers/{uuid}")
     async def show_provider(request: Request, uuid: str) -> Response:
@@ -456,8 +461,8 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         await svc(request).get_provider(uuid)
         body = await json_body(request, sc.InventoryCreate, media_type=JSON)
         rp, inv = await svc(request).add_inventory(uuid, body.resource_class, inventory_of(body), at(version, (1, 26)))
-        return respond(version, r_inventory(inv, rp.generation), status=201, headers={
-            "location": f"{root_path(request)}/resource_providers/{uuid}/inventories/{body.resource_class}"})
+        return respond(version, r_inventory(inv, rp.generation), status=201,
+                       headers=location(request, f"/resource_providers/{uuid}/inventories/{body.resource_class}"))
 
     @r.put("/resource_providers/{uuid}/inventories")
     async def set_inventories(request: Request, uuid: str) -> Response:
@@ -580,7 +585,7 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
             raise BadRequest('The trait is invalid. A valid trait must be no longer than 255 characters, start with '
                              'the prefix "CUSTOM_" and use following characters: "A"-"Z", "0"-"9" and "_"')
         created = await svc(request).put_trait(name)
-        headers = {"location": f"{root_path(request)}/traits/{name}"}
+        headers = location(request, f"/traits/{name}")
         if at(version, (1, 15)):
             headers.update({"cache-control": "no-cache", "last-modified": http_date()})
         return empty(201 if created else 204, headers)
@@ -623,7 +628,7 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         await caller(request, "placement:resource_classes:create", (1, 2))
         body = await json_body(request, sc.ResourceClassBody, media_type=JSON)
         await svc(request).create_class(body.name)
-        return empty(201, {"location": f"{root_path(request)}/resource_classes/{body.name}"})
+        return empty(201, location(request, f"/resource_classes/{body.name}"))
 
     @r.get("/resource_classes/{name}")
     async def show_class(request: Request, name: str) -> Response:
@@ -642,7 +647,7 @@ def build_router() -> APIRouter:  # noqa: C901 - one function holds the route ta
         if not re.fullmatch(sc.CUSTOM_PATTERN, name) or len(name) > 255:
             raise BadRequest(f"JSON does not validate: '{name}' does not match '{sc.CUSTOM_PATTERN}'")
         created = await svc(request).create_class(name, exist_ok=True)
-        return empty(201 if created else 204, {"location": f"{root_path(request)}/resource_classes/{name}"})
+        return empty(201 if created else 204, location(request, f"/resource_classes/{name}"))
 
     @r.delete("/resource_classes/{name}")
     async def delete_class(request: Request, name: str) -> Response:
