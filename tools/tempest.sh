@@ -202,8 +202,8 @@ try:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", qcow, "64M"], check=True)
 except (OSError, subprocess.CalledProcessError):
     # a minimal qcow2 v3 header (no backing file): what the image service inspects
-    header = b"QFI\xfb" + struct.pack(">IQIIQIIQQIIQQQII", 3, 0, 0, 16, 64 << 20, 0, 1, 0x30000, 0x10000,
-                                        1, 0, 0, 0, 0, 4, 104)
+    header = b"QFI\xfb" + struct.pack(">IQIIQIIQQIIQQQQII", 3, 0, 0, 16, 64 << 20, 0, 1, 0x30000, 0x10000,
+                                        1, 0, 0, 0, 0, 0, 4, 104)
     with open(qcow, "wb") as f:
         f.write(header.ljust(0x40000, b"\0"))
 PYEOF

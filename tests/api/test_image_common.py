@@ -157,8 +157,8 @@ def qcow2_header(size: int = 64 << 20, backing: str | None = None, data_file: bo
     """A small qcow2 v3 image (header, then zero clusters), optionally with a backing file or an
     external data file, as qemu-img writes them (used where qemu-img is not installed)."""
     incompatible = 0x4 if data_file else 0
-    header = bytearray(struct.pack(">4sIQIIQIIQQIIQQQII", b"QFI\xfb", 3, 0, 0, 16, size, 0, 1, 0x30000, 0x10000,
-                                   1, 0, incompatible, 0, 0, 4, 104))
+    header = bytearray(struct.pack(">4sIQIIQIIQQIIQQQQII", b"QFI\xfb", 3, 0, 0, 16, size, 0, 1, 0x30000, 0x10000,
+                                   1, 0, 0, incompatible, 0, 0, 4, 104))
     header += b"\0" * (104 - len(header))
     if backing:
         name = backing.encode()

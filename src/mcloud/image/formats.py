@@ -82,8 +82,11 @@ class _Format:
         self.inspector._register(region)
 
     def region(self, name: str) -> bytes | None:
+        """A region's bytes once read whole (or, after the stream ended, as much as there was)."""
         r = self.regions.get(name)
-        return bytes(r.data) if r is not None and r.complete else None
+        if r is None or not (r.complete or (self.inspector.ended and r.data)):
+            return None
+        return bytes(r.data)
 
     def step(self) -> None:
         """Look at the regions read so far; may want more, decide a match, note unsafety."""
@@ -306,6 +309,7 @@ class StreamInspector:
 
     def __init__(self) -> None:
         self.position = 0
+        self.ended = False
         self.head = bytearray()
         self.tail = b""
         self._pending: list[_Region] = []
@@ -341,8 +345,13 @@ class StreamInspector:
 
     def finish(self) -> _Format | None:
         """The one matched format (None: no known format, i.e. raw)."""
+        self.ended = True
         for fmt in self.formats:
-            fmt.step()
+            try:
+                fmt.step()  # regions cut short by the end of the data are looked at as they are
+            except (struct.error, IndexError):
+                if fmt.matched is None:
+                    fmt.matched = False
             fmt.finish(self.position)
         matched = [f for f in self.formats if f.matched]
         if not matched:
