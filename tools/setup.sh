@@ -9,7 +9,7 @@ purpose=${1:-run}
 # Debian packages: what mCloud's real drivers and the test harness drive.
 packages=(python3-venv python3-dev)
 if [ "$purpose" = test ]; then
-  packages+=(postgresql)
+  packages+=(postgresql qemu-utils)  # qemu-utils: qemu-img makes real disk images for the image tests
   # a private Ceph cluster (tests/ceph.py) and the bindings the rbd image store uses
   packages+=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
 fi

@@ -1,0 +1,203 @@
+"""The image service called from Python: stores loaded by config name, the file store's
+all-or-nothing writes, and an import that survives its worker's death (resumed by the next
+process) or fails cleanly with the image saying so."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mcloud import migrations
+from mcloud.core.config import Config, ConfigError
+from mcloud.core.db import Database
+from mcloud.identity.config import IdentityConfig
+from mcloud.identity.service import IdentityService
+from mcloud.image import models as m
+from mcloud.image.config import ImageConfig
+from mcloud.image.drivers import load_store
+from mcloud.image.drivers.fake import FakeStore
+from mcloud.image.drivers.file import FileStore
+from mcloud.image.service import Caller, ImageService
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def failing(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    raise ValueError("the client went away")
+
+
+def test_stores_are_loaded_by_config_name(tmp_path):
+    (tmp_path / "mcloud.toml").write_text(
+        '[image]\nstores = ["file", "fake"]\ndefault_store = "fake"\n'
+        '[image.file]\ndirectory = "%s"\n[image.fake]\ncapacity = 10\n' % (tmp_path / "elsewhere"))
+    config = Config(data_dir=tmp_path, environ={}).section("image", ImageConfig)
+    assert config.stores == ["file", "fake"] and config.default_store == "fake"
+    store = load_store("file", config.file, tmp_path)
+    assert isinstance(store, FileStore) and store.directory == tmp_path / "elsewhere"
+    fake = load_store("fake", config.fake, tmp_path)
+    assert isinstance(fake, FakeStore) and fake.capacity == 10
+    with pytest.raises(ValueError, match="unknown driver"):
+        load_store("tape", {}, tmp_path)
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_store("file", {"colour": "blue"}, tmp_path)
+    (tmp_path / "mcloud.toml").write_text('[image]\nstorez = ["file"]\n')
+    with pytest.raises(ConfigError, match="unknown keys: storez"):
+        Config(data_dir=tmp_path, environ={}).section("image", ImageConfig)
+
+
+async def test_file_store_writes_all_or_nothing(tmp_path):
+    store = FileStore("file", tmp_path / "images")
+    stored = await store.add("img-1", chunks(b"abc", b"", b"def"))
+    assert stored.size == 6 and stored.location.startswith("file://")
+    assert b"".join([c async for c in store.read(stored.location)]) == b"abcdef"
+    assert b"".join([c async for c in store.read(stored.location, 2, 3)]) == b"cde"
+    with pytest.raises(ValueError):
+        await store.add("img-2", failing(b"half"))
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["img-1"]
+    await store.delete(stored.location)
+    await store.delete(stored.location)  # already gone: fine
+    assert list((tmp_path / "images").iterdir()) == []
+    # a crash mid-write leaves only a temporary file, which the next start removes
+    (tmp_path / "images" / ".tmp-img-3-abcd").write_bytes(b"partial")
+    FileStore("file", tmp_path / "images")
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+async def test_fake_store_keeps_nothing_of_a_failed_add():
+    store = FakeStore(capacity=5)
+    with pytest.raises(ValueError):
+        await store.add("a", failing(b"12"))
+    assert store.blobs == {}
+    stored = await store.add("b", chunks(b"12", b"34"))
+    assert b"".join([c async for c in store.read(stored.location, 1)]) == b"234"
+
+
+@pytest.fixture
+async def parts(tmp_path) -> AsyncIterator[tuple[Database, IdentityService, Path]]:
+    url = f"sqlite:///{tmp_path / 'mcloud.db'}"
+    migrations.upgrade(url)
+    db = Database(url)
+    identity = IdentityService(db, IdentityConfig(password_hash_rounds=4), tmp_path)
+    yield db, identity, tmp_path
+    await identity.close()
+    await db.dispose()
+
+
+def image_service(db: Database, identity: IdentityService, data_dir: Path, lease: float) -> ImageService:
+    return ImageService(db, ImageConfig(task_lease_seconds=lease), data_dir, identity)
+
+
+async def staged_image(service: ImageService, data: bytes) -> str:
+    caller = Caller("project-1")
+    async with service.db.write() as session:
+        image = await service.create_image(session, caller, {"disk_format": "raw", "container_format": "bare"},
+                                           {}, [])
+    await service.stage(caller, image.id, chunks(data))
+    await service.start_import(caller, image.id, "glance-direct")
+    return image.id
+
+
+async def test_an_import_whose_process_died_is_resumed_after_restart(parts):
+    db, identity, data_dir = parts
+    data = b"resume me" * 1000
+    first = image_service(db, identity, data_dir, lease=0.2)
+    image_id = await staged_image(first, data)
+    # the first process claims the import task, then dies before running it
+    assert await first.tasks.claim() is not None
+    async with db.read() as session:
+        assert (await session.get(m.Image, image_id)).status == "importing"
+    # the next process resumes it once the lease has run out
+    second = image_service(db, identity, data_dir, lease=5)
+    await asyncio.sleep(0.3)
+    assert await second.tasks.run_pending() == 1
+    async with db.read() as session:
+        image = await session.get(m.Image, image_id)
+        view = await second.view(session, image)
+        location = await second.data_location(session, image)
+    assert image.status == "active" and image.size == len(data)
+    assert view.properties["os_glance_failed_import"] == "" and view.stores == ["file"]
+    assert b"".join([c async for c in second.read(location)]) == data
+    await second.close()
+
+
+async def test_an_import_that_cannot_finish_fails_cleanly(parts):
+    db, identity, data_dir = parts
+    service = image_service(db, identity, data_dir, lease=0.05)
+    image_id = await staged_image(service, b"doomed")
+    for _ in range(3):  # every attempt's worker dies
+        assert await service.tasks.claim() is not None
+        await asyncio.sleep(0.1)
+    assert await service.tasks.claim() is None
+    async with db.read() as session:
+        image = await session.get(m.Image, image_id)
+        view = await service.view(session, image)
+        tasks = await service.image_tasks(session, image)
+    assert image.status == "queued" and view.properties["os_glance_failed_import"] == "file"
+    assert view.properties["os_glance_importing_to_stores"] == ""
+    assert tasks[0].status == "failed" and "interrupted 3 times" in tasks[0].message
+    await asyncio.sleep(0.05)  # the staged data is removed in the background
+    assert not list((data_dir / "image-staging").glob(image_id))
+    await service.close()
+
+
+async def test_a_stopped_service_hands_its_import_back(parts):
+    db, identity, data_dir = parts
+    service = image_service(db, identity, data_dir, lease=30)
+    gate = asyncio.Event()
+    original = service._source
+
+    async def slow_source(payload, image):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        async for chunk in original(payload, image):
+            yield chunk
+
+    service._source = slow_source  # type: ignore[method-assign]
+    service.tasks.poll_seconds = 0.05
+    service.start()
+    image_id = await staged_image(service, b"handed back")
+    await asyncio.sleep(0.3)
+    await service.close()  # a clean stop: the task is pending again at once, not after 30 s
+    other = image_service(db, identity, data_dir, lease=30)
+    assert await other.tasks.run_pending() == 1
+    async with db.read() as session:
+        assert (await session.get(m.Image, image_id)).status == "active"
+    await other.close()
+
+
+def test_migration_0004_matches_the_models(tmp_path):
+    import sqlalchemy as sa
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mcloud.core.db import Base
+    from mcloud.models import load_all
+
+    load_all()
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrations.upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+
+    def mine(item: object) -> bool:
+        return any(name in repr(item) for name in ("image_", "core_task"))
+
+    assert [d for d in diff if mine(d)] == []
+    # and it comes off cleanly
+    from alembic import command
+
+    command.downgrade(migrations.alembic_config(url), "0003")
+    engine = sa.create_engine(url)
+    tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    assert not {t for t in tables if t.startswith("image_") or t == "core_task"}
+    migrations.upgrade(url)
