@@ -1156,7 +1156,7 @@ class _Search:
         groups = list(self.q.groups.values())
         simple = not (self.idx.sharing or self.idx.has_trees)
         if len(groups) == 1 and (groups[0].same_provider or simple) and not self.q.same_subtrees:
-            return self.stream(self.each_single(groups[0]))
+            return self.stream(self.each_single(groups[0]), dedupe=bool(self.idx.sharing))
         by_suffix: dict[str, list[Candidate]] = {}
         for suffix, g in self.q.groups.items():
             found = self.single(g) if g.same_provider or not (self.idx.sharing or self.idx.has_trees) \
@@ -1254,15 +1254,15 @@ class _Search:
                 out.append(Candidate(anchor, res, {g.suffix: frozenset(combo)}, False))
         return out
 
-    def stream(self, cands: Iterator[Candidate]) -> tuple[list[Candidate], list[int]]:
-        """One single-provider group: its candidates as they come, up to the limit."""
+    def stream(self, cands: Iterator[Candidate], dedupe: bool = False,
+               only_used: bool = False) -> tuple[list[Candidate], list[int]]:
+        """Candidates as they come, within capacity, without repeats, up to the limit."""
         idx, limit = self.idx, self.q.limit
-        dedupe = bool(idx.sharing)
         seen: set[Any] = set()
         out: list[Candidate] = []
         for cand in cands:
             if any(idx.used.get(key, 0) + amount > idx.inv[key[0]][key[1]].capacity
-                   for key, amount in cand.resources.items()):
+                   or amount > idx.inv[key[0]][key[1]].max_unit for key, amount in cand.resources.items()):
                 continue
             if dedupe:
                 key = cand.key()
@@ -1272,19 +1272,20 @@ class _Search:
             out.append(cand)
             if (limit and len(out) >= limit) or (self.max >= 0 and len(out) >= self.max):
                 break
-        return out, self.summaries(out, False)
+        return out, self.summaries(out, only_used)
 
     def merge(self, by_suffix: dict[str, list[Candidate]]) -> tuple[list[Candidate], list[int]]:
+        exclude_nested = not self.q.nested_aware and self.idx.has_trees
+        return self.stream(self.each_merged(by_suffix, exclude_nested), True, exclude_nested)
+
+    def each_merged(self, by_suffix: dict[str, list[Candidate]], exclude_nested: bool) -> Iterator[Candidate]:
+        """One candidate of every group, per anchor, combined (group_policy, same_subtree applied)."""
         idx = self.idx
         lists_by_anchor: dict[int, dict[str, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
         for suffix, cands in by_suffix.items():
             for c in cands:
                 lists_by_anchor[c.anchor][suffix].append(c)
         granular = len([s for s in by_suffix if s])
-        limit = self.q.limit
-        exclude_nested = not self.q.nested_aware and idx.has_trees
-        seen: set[Any] = set()
-        out: list[Candidate] = []
         for anchor in sorted(lists_by_anchor):
             lists = lists_by_anchor[anchor]
             if set(lists) != set(by_suffix):
@@ -1304,22 +1305,11 @@ class _Search:
                 for c in combo:
                     for key, amount in c.resources.items():
                         resources[key] += amount
-                if any(idx.used.get(key, 0) + amount > idx.inv[key[0]][key[1]].capacity
-                       or amount > idx.inv[key[0]][key[1]].max_unit for key, amount in resources.items()):
-                    continue
                 if exclude_nested:
                     roots = [idx.nodes[rp].root_id for rp in {rp for rp, _ in resources}]
                     if len(roots) != len(set(roots)):
                         continue
-                cand = Candidate(anchor, dict(resources), mappings)
-                key = cand.key()
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append(cand)
-                if (limit and len(out) >= limit) or (self.max >= 0 and len(out) >= self.max):
-                    return out, self.summaries(out, exclude_nested)
-        return out, self.summaries(out, exclude_nested)
+                yield Candidate(anchor, dict(resources), mappings)
 
     def same_subtree(self, mappings: dict[str, frozenset[int]]) -> bool:
         for suffixes in self.q.same_subtrees:
