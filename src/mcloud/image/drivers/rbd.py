@@ -6,9 +6,10 @@ volume services clone that snapshot instead of copying the data, so a server or 
 an image is ready at once. The location is ``rbd://<fsid>/<pool>/<image>/snap``.
 
 Data arrives in chunks of any size and unknown total: the store gathers it into blocks of
-``chunk_size`` bytes (the RBD object size), grows the image to fit each block and writes it while
-the next block is gathered. Blocks of zeros are not written (the image stays thin; they read
-back as zeros). Only when all data is written are the snapshot made and protected, so a location
+``chunk_size`` bytes (the RBD object size), grows the image to fit each block and writes it
+asynchronously while the next ones are gathered, two blocks on their way at most (so memory stays
+at a few blocks whatever the image's size). Blocks of zeros are not written (the image stays thin;
+they read back as zeros). Only when all data is written are the snapshot made and protected, so a location
 is only ever returned for a whole image; on any error (including one raised by the chunk
 iterator, or the upload being cancelled) the image is removed again.
 
@@ -122,7 +123,11 @@ class _Lane:
         try:
             await asyncio.shield(self.submit(fn, *args))
         finally:
-            self._executor.shutdown(wait=False)
+            self.close()
+
+    def close(self) -> None:
+        """No more calls: the thread ends once it has run those given."""
+        self._executor.shutdown(wait=False)
 
 
 class RbdStore:
@@ -221,7 +226,9 @@ class RbdStore:
             if isinstance(exc, (self._rbd.Error, self._rados.Error)):
                 raise StoreError(f"store {self.id}: writing image {image_id} failed: {exc}") from None
             raise
-        await lane.finish(ioctx.close)
+        # no await from here on: a cancellation now would leave a whole image nobody knows of
+        lane.close()
+        ioctx.close()
         return Stored(location=self.location_of(image_id), size=size)
 
     def _create(self, ioctx: Any, name: str, state: dict[str, Any]) -> None:
