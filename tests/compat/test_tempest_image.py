@@ -21,24 +21,26 @@ pytestmark = pytest.mark.tempest
 INTEROP = REPO.parent / "shared" / "compat" / "interop-powered-compute.txt"
 
 
+def tempest(tmp_path, *args: str) -> tuple[str, dict[str, str]]:
+    """Run tools/tempest.sh with a cloud of its own: (its summary line, test -> status)."""
+    cmd = [str(REPO / "tools" / "tempest.sh"), "--start", "--port", str(free_port()), "--cloud-dir",
+           str(tmp_path / "cloud"), *args]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("tempest:")]
+    assert lines, f"tempest.sh printed no summary:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    with open(REPO / ".tempest" / "work" / "results.csv") as f:
+        statuses = {row["test"].split("[")[0]: row["status"] for row in csv.DictReader(f)}
+    return lines[-1], statuses
+
+
 def test_tempest_image(tmp_path):
     if not INTEROP.exists():
         pytest.fail(f"{INTEROP} is missing: the interop test list ships in shared/compat")
-    interop = [line.strip() for line in INTEROP.read_text().splitlines()
-               if line.strip().startswith("tempest.api.image")]
+    interop = [t for t in map(str.strip, INTEROP.read_text().splitlines()) if t.startswith("tempest.api.image")]
     assert len(interop) == 20
-    run = subprocess.run([str(REPO / "tools" / "tempest.sh"), "--start", "--port", str(free_port()),
-                          "--cloud-dir", str(tmp_path / "cloud"), "--services", "glance", "tempest.api.image"],
-                         capture_output=True, text=True, timeout=1800)
-    summary = [line for line in run.stdout.splitlines() if line.startswith("tempest:")]
-    assert summary, f"tempest.sh printed no summary:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    results = {}
-    with open(REPO / ".tempest" / "work" / "results.csv") as f:
-        for row in csv.DictReader(f):
-            results[row["test"].split("[")[0]] = row["status"]
-    failed_interop = [t for t in interop if results.get(t) != "success"]
-    assert not failed_interop, f"interop image tests not passing: {failed_interop}"
-    ran = [s for s in results.values() if s != "skip"]
-    passed = sum(1 for s in ran if s == "success")
-    print(f"{summary[-1]} -> {passed}/{len(ran)} of the non-skipped image tests pass")
-    assert passed >= 0.9 * len(ran), summary[-1]
+    summary, statuses = tempest(tmp_path, "--services", "glance", "tempest.api.image")
+    assert [t for t in interop if statuses.get(t) != "success"] == [], summary
+    counted = [status for status in statuses.values() if status != "skip"]
+    good = counted.count("success")
+    print(f"{summary} -> {good}/{len(counted)} of the non-skipped image tests pass")
+    assert good >= 0.9 * len(counted), summary
