@@ -107,9 +107,10 @@ class DataPipeline:
         self.size = 0
         self.verdict: formats.Verdict | None = None
 
-    def _hash(self, block: bytes) -> None:
-        self.md5.update(block)
-        self.sha512.update(block)
+    def _start_hashing(self, loop: asyncio.AbstractEventLoop, block: bytes) -> asyncio.Future[Any]:
+        """md5 and sha512 of ``block`` on two threads at once (hashlib lets go of the GIL)."""
+        return asyncio.gather(loop.run_in_executor(None, self.md5.update, block),
+                              loop.run_in_executor(None, self.sha512.update, block))
 
     def _take(self, block: bytes) -> None:
         self.size += len(block)
@@ -122,26 +123,29 @@ class DataPipeline:
                 raise UnsupportedMediaType("Image failed safety checks: " + "; ".join(unsafe))
 
     async def _blocks(self) -> AsyncIterator[bytes]:
-        """The source re-chunked into ``chunk_size`` blocks (the last may be shorter)."""
-        pending = bytearray()
+        """The source re-chunked into blocks of at least ``chunk_size`` (the last may be shorter)."""
+        pending: list[bytes] = []
+        held = 0
         async for chunk in self.source:
-            pending += chunk
-            if len(pending) >= self.chunk_size:
-                yield bytes(pending)
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= self.chunk_size:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
                 pending.clear()
-        if pending:
-            yield bytes(pending)
+                held = 0
+        if held:
+            yield b"".join(pending)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
+        hashing: asyncio.Future[Any] | None = None
         try:
             async for block in self._blocks():
                 self._take(block)
                 if hashing is not None:
                     await hashing
-                # hash in a thread while the store writes the same block
-                hashing = loop.run_in_executor(None, self._hash, block)
+                # hash in threads while the store writes the same block
+                hashing = self._start_hashing(loop, block)
                 yield block
             if hashing is not None:
                 await hashing
