@@ -26,6 +26,7 @@ CPU on a small machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import http.client
 import json
@@ -40,8 +41,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from identity import (BENCH_DIR, PEERS_DIR, REPO_DIR, Server, free_port, log, run, tree_cpu_seconds,  # noqa: E402
-                      tree_memory, venv_python)
+from identity import (BENCH_DIR, PEERS_DIR, REPO_DIR, Server, free_port, issue_token, log, run,  # noqa: E402
+                      tree_cpu_seconds, tree_memory, venv_python)
 
 GLANCE_VENV = PEERS_DIR / "glance-venv"
 GLANCE_REQUIREMENT = "glance>=33,<34"
@@ -206,11 +207,26 @@ def bench_transfers(name: str, endpoint: Endpoint, pid: int, args) -> dict:
 # ------------------------------------------------------------------ the two servers
 
 
-def run_glance(args, results: dict) -> None:
-    state = Path(tempfile.mkdtemp(prefix="glance-bench-"))
-    port = args.glance_port or free_port()
-    server = None
+@contextlib.contextmanager
+def workdir(name: str, prefix: str, keep_logs: bool):
+    """A scratch directory for one server, and a slot for the server, stopped (and the
+    directory removed unless logs are kept) however the run ends."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    slot: dict[str, Server] = {}
     try:
+        yield path, slot
+    finally:
+        if "server" in slot:
+            slot["server"].stop()
+        if keep_logs:
+            log(f"{name} state and logs kept in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run_glance(args, results: dict) -> None:
+    port = args.glance_port or free_port()
+    with workdir("glance", "glance-bench-", args.keep_logs) as (state, slot):
         (state / "images").mkdir()
         shutil.copy(GLANCE_VENV / "etc" / "glance" / "glance-api-paste.ini", state / "glance-api-paste.ini")
         (state / "glance-api.conf").write_text(glance_conf(state, port))
@@ -219,7 +235,7 @@ def run_glance(args, results: dict) -> None:
         env = {**os.environ, "OS_GLANCE_CONFIG_DIR": str(state)}
         cmd = [GLANCE_VENV / "bin" / "gunicorn", "--workers", "2", "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--timeout", "600", GLANCE_WSGI_APP]
-        server = Server("glance", cmd, env=env, logfile=state / "gunicorn.log")
+        server = slot["server"] = Server("glance", cmd, env=env, logfile=state / "gunicorn.log")
         log(f"glance: gunicorn (2 sync workers) on 127.0.0.1:{port}, state {state}")
         startup = server.wait_http(f"http://127.0.0.1:{port}/versions", timeout=180)
         ops = bench_transfers("glance", Endpoint(port, "", {}), server.proc.pid, args)
@@ -228,54 +244,24 @@ def run_glance(args, results: dict) -> None:
         results["glance"] = {"version": version, "serving": "gunicorn, 2 sync workers; SQLite; file store; "
                              "no auth (unauthenticated-context)", "startup_seconds": round(startup, 2), **ops,
                              "memory": tree_memory(server.proc.pid)}
-    finally:
-        if server is not None:
-            server.stop()
-        if args.keep_logs:
-            log(f"glance state and logs kept in {state}")
-        else:
-            shutil.rmtree(state, ignore_errors=True)
-
-
-def mcloud_token(port: int, password: str) -> str:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": password}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-    c.request("POST", "/identity/v3/auth/tokens", body=json.dumps(body),
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    r.read()
-    if r.status != 201:
-        raise RuntimeError(f"mcloud token: HTTP {r.status}")
-    return r.getheader("X-Subject-Token")
 
 
 def run_mcloud(args, results: dict) -> None:
     mcloud = Path(args.mcloud_bin)
     if not mcloud.exists():
         raise RuntimeError(f"{mcloud} not found (build the repo's .venv, or pass --mcloud-bin)")
-    datadir = Path(tempfile.mkdtemp(prefix="mcloud-image-bench-"))
     port = args.mcloud_port or free_port()
-    cmd = [mcloud, "up", "--host", "127.0.0.1", "--port", port, "--data-dir", datadir,
-           "--admin-password", args.admin_password]
-    server = None
-    try:
-        server = Server("mcloud", cmd, logfile=datadir / "bench.log", ready_line="mCloud ready")
+    with workdir("mcloud", "mcloud-image-bench-", args.keep_logs) as (datadir, slot):
+        cmd = [mcloud, "up", "--host", "127.0.0.1", "--port", port, "--data-dir", datadir,
+               "--admin-password", args.admin_password]
+        server = slot["server"] = Server("mcloud", cmd, logfile=datadir / "bench.log", ready_line="mCloud ready")
         startup = server.wait_ready_line(300)
         log(f"mcloud: ready in {startup:.2f}s on 127.0.0.1:{port}")
-        token = mcloud_token(port, args.admin_password)
+        token = issue_token(f"http://127.0.0.1:{port}/identity/v3", args.admin_password)
         ops = bench_transfers("mcloud", Endpoint(port, "/image", {"X-Auth-Token": token}), server.proc.pid, args)
         results["mcloud"] = {"serving": "mcloud up, 1 worker; SQLite; file store; Keystone tokens",
                              "startup_seconds": round(startup, 2), **ops,
                              "memory": tree_memory(server.proc.pid)}
-    finally:
-        if server is not None:
-            server.stop()
-        if args.keep_logs:
-            log(f"mcloud data and logs kept in {datadir}")
-        else:
-            shutil.rmtree(datadir, ignore_errors=True)
 
 
 def hash_bound() -> dict:
