@@ -201,3 +201,43 @@ def test_migration_0004_matches_the_models(tmp_path):
     engine.dispose()
     assert not {t for t in tables if t.startswith("image_") or t == "core_task"}
     migrations.upgrade(url)
+
+
+async def test_import_into_several_stores(parts):
+    db, identity, data_dir = parts
+    config = ImageConfig(stores=["file", "fake"], default_store="file", fake={"capacity": 100})
+    service = ImageService(db, config, data_dir, identity)
+    caller = Caller("project-2")
+
+    async def staged(data: bytes, **kw: object) -> str:
+        async with db.write() as session:
+            image = await service.create_image(session, caller, {"disk_format": "raw", "container_format": "bare"},
+                                               {}, [])
+        await service.stage(caller, image.id, chunks(data))
+        await service.start_import(caller, image.id, "glance-direct", **kw)  # type: ignore[arg-type]
+        await service.tasks.run_pending()
+        return image.id
+
+    async def state(image_id: str) -> tuple[str, list[str], dict[str, str]]:
+        async with db.read() as session:
+            image = await session.get(m.Image, image_id)
+            view = await service.view(session, image)
+        return image.status, view.stores, view.properties
+
+    # both stores take a small image
+    status, stores, props = await state(await staged(b"small", stores=["file", "fake"]))
+    assert status == "active" and stores == ["file", "fake"] and props["os_glance_failed_import"] == ""
+    # all_stores: every enabled store
+    status, stores, _ = await state(await staged(b"tiny", all_stores=True))
+    assert stores == ["file", "fake"]
+    # the fake store is full: allowed to fail, the image is active in the file store and says so
+    status, stores, props = await state(await staged(b"x" * 500, stores=["file", "fake"],
+                                                     all_stores_must_succeed=False))
+    assert status == "active" and stores == ["file"] and props["os_glance_failed_import"] == "fake"
+    # ... or not allowed to: the import fails, nothing stays in any store
+    before = {p.name for p in (data_dir / "images").iterdir()}
+    image_id = await staged(b"y" * 500, stores=["file", "fake"])
+    status, stores, props = await state(image_id)
+    assert status == "queued" and stores == [] and props["os_glance_failed_import"] == "file,fake"
+    assert {p.name for p in (data_dir / "images").iterdir()} == before
+    await service.close()

@@ -159,13 +159,14 @@ class TaskQueue:
         if not self._kinds:
             return None
         while True:
+            # an idle poll only reads: the write transaction (a lock on SQLite) is for a real claim
+            async with self.db.read() as session:
+                if (await session.execute(self._runnable().with_only_columns(Task.id))).first() is None:
+                    return None
             failed: tuple[Task, str] | None = None
             async with self.db.write() as session:
                 now = _now()
-                runnable = sa.or_(Task.status == PENDING,
-                                  sa.and_(Task.status == RUNNING, Task.lease_until < now))
-                query = (sa.select(Task).where(Task.kind.in_(list(self._kinds)), runnable)
-                         .order_by(Task.created_at, Task.id).limit(1))
+                query = self._runnable()
                 if not self.db.is_sqlite:
                     query = query.with_for_update(skip_locked=True)
                 task = (await session.execute(query)).scalar()
@@ -185,6 +186,12 @@ class TaskQueue:
                     return task
             if failed:
                 log.warning("task %s (%s) given up: %s", failed[0].id, failed[0].kind, failed[1])
+
+    def _runnable(self) -> sa.Select[tuple[Task]]:
+        """The oldest task of a registered kind that is pending, or running on a lease run out."""
+        runnable = sa.or_(Task.status == PENDING, sa.and_(Task.status == RUNNING, Task.lease_until < _now()))
+        return (sa.select(Task).where(Task.kind.in_(list(self._kinds)), runnable)
+                .order_by(Task.created_at, Task.id).limit(1))
 
     async def _fail(self, session: AsyncSession, task: Task, message: str) -> None:
         task.status = FAILED
