@@ -10,6 +10,7 @@ when one upgrades a read snapshot that the other has changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,6 +80,11 @@ class Database:
         self._writer = async_sessionmaker(
             self.engine.execution_options(mcloud_write=True), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Writers of this process queue here, first come first
+        # served, rather than in SQLite's busy handler, which sleeps and retries with growing
+        # pauses and so lets an unlucky writer wait a second or more under load. The busy handler
+        # remains for writers in other processes.
+        self._sqlite_writers = asyncio.Lock() if self.backend == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,7 +99,11 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session for one write transaction: committed on success, rolled back on error."""
-        async with self._writer() as session, session.begin():
+        if self._sqlite_writers is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_writers, self._writer() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

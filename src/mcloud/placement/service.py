@@ -1061,7 +1061,10 @@ class PlacementService:
                     self._index = idx
                     # The index is long-lived and large: keep the cyclic collector from walking it
                     # again and again while requests allocate (it halves candidate latency at 10,000
-                    # providers). Objects it leaves behind are still freed by reference counting.
+                    # providers). What was frozen before goes back to the collector first, so an
+                    # old index and any cycles around it are still collected.
+                    gc.unfreeze()
+                    gc.collect()
                     gc.freeze()
                 elif usage > idx.usage_version:
                     rows = await s.execute(sa.select(_INV.c.id, _INV.c.used, _INV.c.usage_version)
