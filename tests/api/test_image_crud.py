@@ -87,6 +87,11 @@ async def test_patch_properties_and_base_fields(world):
     patched = (await g.patch(image["id"], [{"replace": "/name", "value": "v20"}], content_type=v20, expect=200)).json()
     assert patched["name"] == "v20"
     assert (await g.show(image["id"]))["name"] == "v20"
+    assert_fault(await g.patch(image["id"], [{"add": "/os_distro", "value": "x"}], content_type=v20), 409)
+    # formats change only while there is no data
+    active = await g.active(b"data")
+    assert_fault(await g.patch(active["id"], [{"op": "replace", "path": "/disk_format", "value": "qcow2"}]), 403)
+    await g.patch(active["id"], [{"op": "replace", "path": "/disk_format", "value": "raw"}], expect=200)
 
 
 async def test_patch_refuses_what_glance_refuses(world):

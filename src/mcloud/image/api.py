@@ -322,7 +322,7 @@ def parse_patch(request: Request, body: Any, service: ImageService) -> list[dict
         limits = {"locations": {"add": 2, "remove": 2, "replace": 1}}
         if len(path) != limits.get(path[0], {}).get(op, 1):
             raise BadRequest(f"Invalid JSON pointer for this resource: '/{'/'.join(path)}'")
-        change: dict[str, Any] = {"op": op, "path": path}
+        change: dict[str, Any] = {"op": op, "path": path, "version": version}
         if op != "remove":
             if "value" not in raw:
                 raise BadRequest(f'Operation "{op}" requires a member named "value".')

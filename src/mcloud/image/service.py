@@ -373,10 +373,15 @@ class ImageService:
                     raise Forbidden("Property tags may not be removed.")
                 tags = list(dict.fromkeys(change["value"]))
                 continue
+            if op == "add" and change.get("version") == 4 and (key in BASE or key in props):
+                raise Conflict(f"Property {key} already present.")  # the v2.0 patch form does not overwrite
             if key in BASE:
                 if op == "remove":
                     raise Forbidden(f"Property {key} may not be removed.")
                 value = change["value"]
+                if key in ("disk_format", "container_format") and image.status != "queued" \
+                        and value != getattr(image, key):
+                    raise Forbidden(f"Attribute {key} can be only replaced for a queued image.")
                 if key == "owner" and not caller.is_admin and value != image.owner:
                     raise Forbidden("Owner can't be updated by non admin.")
                 columns[key] = value
