@@ -212,7 +212,10 @@ async def test_faults_follow_accept(world):
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "<h1>404 Not Found" in r.text
     r = await world.client.get("/image/v2/images/nope", headers={"X-Auth-Token": g.token, "Accept": "text/plain"})
     assert r.status_code == 404 and r.text.startswith("404 Not Found\n\nNo image found")
-    r = await world.client.get("/image/v2/images")
-    assert r.status_code == 401
+    r = await world.client.get("/image/v2/images", headers={"Accept": "application/json"})
+    assert_fault(r, 401)
+    assert r.headers["www-authenticate"] == 'Keystone uri="http://mcloud.test/identity"'
+    assert_fault(await world.client.get("/image/v2/images", headers={"X-Auth-Token": "bogus",
+                                                                     "Accept": "application/json"}), 401)
     assert_fault(await g.get("/v2/images/"), 404)  # not the list
 

@@ -208,6 +208,10 @@ async def test_upload_needs_formats_and_octet_stream(world):
                         headers={"Content-Type": "application/json"})
     assert_fault(r, 415)
     assert (await g.show(image["id"]))["status"] == "queued"
+    body = assert_fault(await g.upload(image["id"], b"x", expect=None, **{"X-Image-Meta-Store": "nowhere"}), 400)
+    assert "nowhere" in body["message"]
+    await g.upload(image["id"], b"x", **{"X-Image-Meta-Store": "file"})
+    assert (await g.show(image["id"]))["stores"] == "file"
 
 
 async def test_virtual_size_from_headers(world):

@@ -358,7 +358,9 @@ class _StartWorker:
 def build(runtime: Runtime, image: ImageService) -> FastAPI:
     app = service_app("mCloud Image v2", runtime=runtime, image=image)
     app.router.redirect_slashes = False  # /v2/images/ is not the list: Glance answers 404
-    install_fault_handlers(app, render_fault)
+    # a 401 names where to get a token, as keystonemiddleware's does
+    install_fault_handlers(app, render_fault, www_authenticate=lambda request: (
+        f'Keystone uri="{request.url.scheme}://{request.url.netloc}/identity"'))
     app.add_middleware(_StartWorker, image=image)
     from mcloud.image import api_metadefs
 
