@@ -42,15 +42,20 @@ class Generation(Base):
 _table = Generation.__table__
 
 
-async def bump(session: AsyncSession, name: str) -> None:
-    """Count a change to ``name``; call inside the write transaction that makes the change."""
-    result = await session.execute(
-        sa.update(_table).where(_table.c.name == name).values(value=_table.c.value + 1)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+async def bump(session: AsyncSession, name: str) -> int:
+    """Count a change to ``name``; call inside the write transaction that makes the change.
+
+    Returns the new value: it orders the writers of ``name``, since each holds the counter's row
+    until it commits."""
+    value = (await session.execute(
+        sa.update(_table).where(_table.c.name == name).values(value=_table.c.value + 1).returning(_table.c.value)
+    )).scalar()
+    if value is None:
+        value = 1
         await session.execute(sa.insert(_table).values(name=name, value=1))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
+    return value
 
 
 async def read(session: AsyncSession, name: str) -> int:

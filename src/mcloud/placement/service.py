@@ -249,6 +249,7 @@ class PlacementService:
         self._index: Index | None = None
         self._index_lock = asyncio.Lock()
         self._standards_synced = False
+        self._consumer_types: dict[str, int] = {}
 
     async def close(self) -> None:
         pass
@@ -868,7 +869,9 @@ class PlacementService:
                                  reserved_can_be_total: bool) -> None:
         uuids = {c.uuid for c in consumers}
         old = (await s.execute(sa.select(_AL.c.consumer_id, _AL.c.resource_provider_id, _AL.c.resource_class_id,
-                                         _AL.c.used).where(_AL.c.consumer_id.in_(uuids)))).all()
+                                         _AL.c.used, _RC.c.name)
+                               .select_from(_AL.join(_RC, _AL.c.resource_class_id == _RC.c.id))
+                               .where(_AL.c.consumer_id.in_(uuids)))).all()
         wanted_rps = {rp for c in consumers for rp in c.allocations} | set(inventories or {})
         providers: dict[str, Provider] = {}
         for rp_uuid in sorted(wanted_rps):
@@ -880,7 +883,7 @@ class PlacementService:
                 raise BadRequest(f"Allocation for resource provider '{rp_uuid}' that does not exist.")
             providers[rp_uuid] = found
         by_id = {p.id: p for p in providers.values()}
-        old_ids = {rp_id for _, rp_id, _, _ in old} - set(by_id)
+        old_ids = {row.resource_provider_id for row in old} - set(by_id)
         if old_ids:
             for row in (await s.execute(self._provider_query().where(_P.c.id.in_(old_ids)))).all():
                 by_id[row.id] = self._provider(row)
@@ -891,7 +894,6 @@ class PlacementService:
                     if rc not in classes:
                         raise BadRequest(f"Unable to allocate inventory for consumer {c.uuid}: "
                                          f"No such resource class {rc}.")
-        names = await self._class_names(s)
 
         # the reshaper: new inventories first (generation-checked)
         if inventories:
@@ -911,8 +913,8 @@ class PlacementService:
             state[rp_id] = await self._inventories(s, rp_id)
         prev_used = {(rp, rc): used for rp, invs in state.items() for rc, (_, used) in invs.items()}
         freed: dict[tuple[int, str], int] = defaultdict(int)
-        for _, rp_id, rc_id, used in old:
-            freed[(rp_id, names[rc_id])] += used
+        for row in old:
+            freed[(row.resource_provider_id, row.name)] += row.used
         needed: dict[tuple[int, str], int] = defaultdict(int)
         for c in consumers:
             for rp_uuid, resources in c.allocations.items():
@@ -960,7 +962,8 @@ class PlacementService:
 
         # write: allocations out, inventories (reshaper), allocations in, usage
         t = now()
-        await s.execute(sa.delete(_AL).where(_AL.c.consumer_id.in_(uuids)))
+        if old:
+            await s.execute(sa.delete(_AL).where(_AL.c.consumer_id.in_(uuids)))
         if inventories:
             for rp_uuid, (_, invs) in inventories.items():
                 # in use was checked above against the allocations as they will be
@@ -975,8 +978,8 @@ class PlacementService:
         if empty:
             await s.execute(sa.delete(_CON).where(_CON.c.uuid.in_(empty)))
         version = await self._bump_usage(s)
-        touched = {(rp_id, rc_id) for _, rp_id, rc_id, _ in old} | {(r["resource_provider_id"], r["resource_class_id"])
-                                                                   for r in rows}
+        touched = {(row.resource_provider_id, row.resource_class_id) for row in old} | \
+            {(r["resource_provider_id"], r["resource_class_id"]) for r in rows}
         if inventories:
             for u, (_, invs) in inventories.items():
                 touched |= {(providers[u].id, cid) for cid in (await self._class_ids(s, invs)).values()}
@@ -997,8 +1000,7 @@ class PlacementService:
                                    f"{'null' if c.generation is None else c.generation}", CONCURRENT_UPDATE)
             type_id = None
             if c.consumer_type is not None:
-                await s.execute(self._insert_ignore(_CT, ["name"]), [{"name": c.consumer_type}])
-                type_id = (await s.execute(sa.select(_CT.c.id).where(_CT.c.name == c.consumer_type))).scalar_one()
+                type_id = await self._consumer_type(s, c.consumer_type)
             project = c.project_id or self.config.incomplete_consumer_project_id
             user = c.user_id or (self.config.incomplete_consumer_user_id if not c.project_id else "")
             if row is None:
@@ -1019,9 +1021,20 @@ class PlacementService:
                 raise conflict("Inventory and/or allocations changed while attempting to allocate: Another thread "
                                "concurrently updated the data. Please retry your update", CONCURRENT_UPDATE)
 
+    async def _consumer_type(self, s: AsyncSession, name: str) -> int:
+        """The id of consumer type ``name``, made on first use (types are never deleted)."""
+        found = self._consumer_types.get(name)
+        if found is None:
+            found = (await s.execute(sa.select(_CT.c.id).where(_CT.c.name == name))).scalar()
+            if found is not None:  # committed: safe to remember
+                self._consumer_types[name] = found
+            else:  # made by this transaction, which may yet roll back: not remembered
+                await s.execute(self._insert_ignore(_CT, ["name"]), [{"name": name}])
+                found = (await s.execute(sa.select(_CT.c.id).where(_CT.c.name == name))).scalar_one()
+        return found
+
     async def _bump_usage(self, s: AsyncSession) -> int:
-        await generations.bump(s, USAGE)
-        return await generations.read(s, USAGE)
+        return await generations.bump(s, USAGE)
 
     async def _refresh_used(self, s: AsyncSession, pairs: list[tuple[int, int]], version: int | None) -> None:
         """Recount ``used`` of the inventory rows of these (provider id, class id) pairs."""
