@@ -241,3 +241,32 @@ async def test_import_into_several_stores(parts):
     assert status == "queued" and stores == [] and props["os_glance_failed_import"] == "file,fake"
     assert {p.name for p in (data_dir / "images").iterdir()} == before
     await service.close()
+
+
+async def test_copy_image_into_another_store(parts):
+    db, identity, data_dir = parts
+    single = ImageService(db, ImageConfig(), data_dir, identity)
+    assert "copy-image" not in single.import_methods()  # nothing to copy to with one store
+    service = ImageService(db, ImageConfig(stores=["file", "fake"], default_store="file"), data_dir, identity)
+    assert "copy-image" in service.import_methods()
+    caller = Caller("project-3", is_admin=True)
+    async with db.write() as session:
+        image = await service.create_image(session, caller, {"disk_format": "raw", "container_format": "bare"},
+                                           {}, [])
+    from mcloud.core.errors import BadRequest, Conflict
+
+    with pytest.raises(Conflict, match="status active"):
+        await service.start_import(caller, image.id, "copy-image", stores=["fake"])
+    await service.upload(caller, image.id, chunks(b"copy me"))
+    with pytest.raises(BadRequest, match="already present"):
+        await service.start_import(caller, image.id, "copy-image", stores=["file"])
+    await service.start_import(caller, image.id, "copy-image", stores=["fake"])
+    await service.tasks.run_pending()
+    async with db.read() as session:
+        img = await session.get(m.Image, image.id)
+        view = await service.view(session, img)
+    assert img.status == "active" and view.stores == ["file", "fake"]
+    assert view.properties["os_glance_importing_to_stores"] == "" and view.properties["os_glance_failed_import"] == ""
+    fake = service.stores["fake"]
+    assert list(fake.blobs.values()) == [b"copy me"]  # type: ignore[attr-defined]
+    await service.close()

@@ -685,9 +685,14 @@ def _unsatisfiable(size: int) -> APIError:
 
 @router.post("/v2/images/{image_id}/import")
 async def import_image(request: Request, image_id: str) -> Response:
-    caller, _image = await _authorized(request, image_id, "modify_image")
+    await authenticate(request)
     service = svc(request)
     body = await json_body(request)
+    copying = isinstance(body, dict) and isinstance(body.get("method"), dict) and \
+        body["method"].get("name") == "copy-image"
+    if copying and "copy-image" not in service.import_methods():
+        raise BadRequest("Unknown import method name 'copy-image'.")
+    caller, _image = await _authorized(request, image_id, "copy_image" if copying else "modify_image")
     if not isinstance(body, dict):
         raise BadRequest("Import request requires a 'method' field.")
     method = body.get("method")

@@ -59,5 +59,7 @@ class ImageConfig:
     use_keystone_limits: bool = True
     # Seconds a claimed import task holds its lease before another worker may take it over
     task_lease_seconds: float = 30.0
+    # Glance's hashing_algorithm: os_hash_algo/os_hash_value of uploads (checksum is always md5)
+    hashing_algorithm: str = "sha512"
     # Bytes per chunk read from a store and hashed at a time
     chunk_size: int = 1048576

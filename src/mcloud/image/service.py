@@ -4,7 +4,7 @@ Everything the API does can be called from Python: every method takes the :class
 (whose project, whether admin) and raises :mod:`mcloud.core.errors` on bad requests.
 
 Data moves as a stream through :class:`DataPipeline`, which counts, hashes (md5 for
-``checksum``, sha512 for ``os_hash_value``) and inspects (``formats.StreamInspector``) every
+``checksum``, ``[image] hashing_algorithm`` (sha512) for ``os_hash_value``) and inspects (``formats.StreamInspector``) every
 chunk on its way into a store, and refuses the data as soon as it breaks a rule (size cap,
 quota, unsafe format). The store writes nothing that stays unless the whole stream succeeds.
 """
@@ -95,7 +95,7 @@ class DataPipeline:
     ``disk_format`` set, the data must match it (Glance's rules, see :mod:`formats`)."""
 
     def __init__(self, source: AsyncIterable[bytes], *, chunk_size: int, max_bytes: int | None,
-                 too_large: str, disk_format: str | None, inspect: bool):
+                 too_large: str, disk_format: str | None, inspect: bool, hash_algo: str = "sha512"):
         self.source = source
         self.chunk_size = chunk_size
         self.max_bytes = max_bytes
@@ -103,14 +103,15 @@ class DataPipeline:
         self.disk_format = disk_format
         self.inspector = formats.StreamInspector() if inspect else None
         self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha512 = hashlib.sha512()
+        self.hash_algo = hash_algo
+        self.os_hash = hashlib.new(hash_algo)
         self.size = 0
         self.verdict: formats.Verdict | None = None
 
     def _start_hashing(self, loop: asyncio.AbstractEventLoop, block: bytes) -> asyncio.Future[Any]:
-        """md5 and sha512 of ``block`` on two threads at once (hashlib lets go of the GIL)."""
+        """md5 and the os_hash of ``block`` on two threads at once (hashlib lets go of the GIL)."""
         return asyncio.gather(loop.run_in_executor(None, self.md5.update, block),
-                              loop.run_in_executor(None, self.sha512.update, block))
+                              loop.run_in_executor(None, self.os_hash.update, block))
 
     def _take(self, block: bytes) -> None:
         self.size += len(block)
@@ -172,7 +173,7 @@ class DataPipeline:
 
     @property
     def os_hash_value(self) -> str:
-        return self.sha512.hexdigest()
+        return self.os_hash.hexdigest()
 
 
 def _quota_message(project: str, resource: str, limit: int, usage: int, delta: int) -> str:
@@ -188,6 +189,8 @@ class ImageService:
         self.identity = identity
         if config.default_store not in config.stores:
             raise ValueError(f"[image] default_store {config.default_store!r} is not in stores {config.stores}")
+        if config.hashing_algorithm not in hashlib.algorithms_available:
+            raise ValueError(f"[image] hashing_algorithm {config.hashing_algorithm!r} is not available")
         self.stores: dict[str, ImageStore] = {}
         for name in config.stores:
             self.stores[name] = load_store(name, getattr(config, name, None) or {}, data_dir)
@@ -594,7 +597,8 @@ class ImageService:
                      else f"Denying attempt to upload image larger than {cap} bytes.")
         return DataPipeline(chunks, chunk_size=self.config.chunk_size, max_bytes=max_bytes, too_large=too_large,
                             disk_format=image.disk_format if inspect else None,
-                            inspect=inspect and self.config.inspect_formats and image.container_format == "bare")
+                            inspect=inspect and self.config.inspect_formats and image.container_format == "bare",
+                            hash_algo=self.config.hashing_algorithm)
 
     async def upload(self, caller: Caller, image_id: str, chunks: AsyncIterable[bytes], *,
                      size_hint: int | None = None, store_id: str | None = None) -> None:
@@ -641,7 +645,7 @@ class ImageService:
     def _activate(self, session: AsyncSession, image: m.Image, pipeline: DataPipeline, size: int) -> None:
         image.size = size
         image.checksum = pipeline.checksum
-        image.os_hash_algo = "sha512"
+        image.os_hash_algo = pipeline.hash_algo
         image.os_hash_value = pipeline.os_hash_value
         verdict = pipeline.verdict
         if verdict is not None and verdict.virtual_size is not None:
@@ -698,7 +702,8 @@ class ImageService:
     # ------------------------------------------------------------------ import
 
     def import_methods(self) -> list[str]:
-        return [m_ for m_ in self.config.import_methods if m_ in ("glance-direct", "web-download")]
+        known = ("glance-direct", "web-download", "copy-image")
+        return [m_ for m_ in self.config.import_methods if m_ in known and (m_ != "copy-image" or len(self.stores) > 1)]
 
     def web_download_allowed(self, uri: str) -> bool:
         if not re.match(r"^https?://", uri or ""):
@@ -725,6 +730,8 @@ class ImageService:
                 raise BadRequest(f"URI for web-download does not pass filtering: {uri}")
         async with self.db.write() as session:
             image = await self.get_image(session, caller, image_id, for_update=True)
+            if method == "copy-image":
+                return await self._start_copy(session, caller, image, targets, request_id, import_req)
             if image.status == "active":
                 raise Conflict("Image with status active cannot be target for import")
             if method == "glance-direct" and image.status != "uploading":
@@ -758,6 +765,61 @@ class ImageService:
         self.tasks.wake()
         return task.id
 
+    async def _start_copy(self, session: AsyncSession, caller: Caller, image: m.Image, targets: list[str],
+                          request_id: str | None, import_req: dict[str, Any] | None) -> str:
+        """copy-image: an active image's data into more stores; the image stays active meanwhile."""
+        if image.status != "active":
+            raise Conflict("Only images with status active can be targeted for copying")
+        view = await self.view(session, image)
+        if view.properties.get("os_glance_importing_to_stores"):
+            raise Conflict(f"New operation on image '{image.id}' is not permitted as prior operation is still "
+                           "in progress")
+        already = [t for t in targets if t in view.stores]
+        if already:
+            raise BadRequest(f"Image is already present at store '{already[0]}'")
+        task = await self.tasks.submit(session, IMPORT_TASK, {
+            "image_id": image.id, "method": "copy-image", "uri": None, "stores": targets,
+            "all_stores_must_succeed": False, "from_status": "active", "request_id": request_id,
+            "import_req": import_req or {"method": {"name": "copy-image"}}},
+            resource_id=image.id, owner_project=image.owner)
+        await self._set_props(session, image.id, {"os_glance_import_task": task.id,
+                                                  "os_glance_importing_to_stores": ",".join(targets),
+                                                  "os_glance_failed_import": ""})
+        return task.id
+
+    async def _run_copy(self, ctx: TaskContext, image_id: str) -> dict[str, Any]:
+        targets = list(ctx.payload["stores"])
+        async with self.db.read() as session:
+            image = await session.get(m.Image, image_id)
+            if image is None or image.status not in ("active", "deactivated"):
+                return {"image_id": image_id, "skipped": "the image has no data to copy"}
+            source = await self.data_location(session, image)
+        if source is None:
+            raise RuntimeError(f"image {image_id} has no readable location")
+        copied, failed = [], []
+        for i, store_id in enumerate(targets):
+            try:
+                result = await self.stores[store_id].add(image_id, self.read(source))
+            except (StoreError, OSError, KeyError) as exc:
+                log.warning("copy of %s into store %s failed: %s", image_id, store_id, exc)
+                failed.append(store_id)
+                continue
+            async with self.db.write() as session:
+                if await session.get(m.Image, image_id) is None:
+                    await self.stores[store_id].delete(result.location)
+                    raise Gone(f"Image {image_id} was deleted during the copy")
+                await session.merge(m.ImageLocation(image_id=image_id, store=store_id, url=result.location,
+                                                    created_at=utcnow()))
+                await self._set_props(session, image_id, {
+                    "os_glance_importing_to_stores": ",".join(targets[i + 1:])})
+            copied.append(store_id)
+            await ctx.progress(100 * (i + 1) // len(targets))
+        async with self.db.write() as session:
+            if await session.get(m.Image, image_id) is not None:
+                await self._set_props(session, image_id, {"os_glance_importing_to_stores": "",
+                                                          "os_glance_failed_import": ",".join(failed)})
+        return {"image_id": image_id, "stores": copied, "failed_stores": failed}
+
     async def _set_props(self, session: AsyncSession, image_id: str, values: dict[str, str | None]) -> None:
         for key, value in values.items():
             await session.execute(sa.delete(m.ImageProperty).where(m.ImageProperty.image_id == image_id,
@@ -789,6 +851,8 @@ class ImageService:
     async def _run_import(self, ctx: TaskContext) -> dict[str, Any]:
         payload = ctx.payload
         image_id = payload["image_id"]
+        if payload["method"] == "copy-image":
+            return await self._run_copy(ctx, image_id)
         async with self.db.read() as session:
             image = await session.get(m.Image, image_id)
             if image is None or image.status != "importing":
@@ -852,10 +916,17 @@ class ImageService:
         """The import task failed for good: the image goes back to ``queued`` and says which stores failed."""
         image_id = task.payload.get("image_id")
         image = await session.get(m.Image, image_id)
-        if image is None or image.status != "importing":
+        if image is None:
             return
         props = (await self.view(session, image)).properties
         if props.get("os_glance_import_task") != task.id:
+            return
+        if task.payload.get("method") == "copy-image":  # the image keeps its data and stays active
+            await self._set_props(session, image_id, {"os_glance_importing_to_stores": "",
+                                                      "os_glance_failed_import": props.get(
+                                                          "os_glance_importing_to_stores", "")})
+            return
+        if image.status != "importing":
             return
         staged = image.staged_location
         image.status = "queued"
