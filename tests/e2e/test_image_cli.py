@@ -215,3 +215,86 @@ def test_two_gib_up_and_down_in_constant_memory(tmp_path: Path) -> None:
         assert grew < 50 * 1000 * 1000, f"RSS grew by {grew / 1e6:.1f} MB"
     finally:
         cloud.stop()
+
+
+# ---------------------------------------------------------------------- an import outlives its server
+
+
+def test_import_resumes_after_the_server_is_killed(tmp_path: Path) -> None:
+    """web-download from a slow loopback server; `mcloud up` is killed (SIGKILL) mid-import and
+    started again: the import task's lease runs out, the new process claims it and finishes."""
+    import http.server
+    import os
+    import threading
+    import time
+
+    import httpx
+
+    from tests.e2e.conftest import FAST_ENV
+    from tests.harness import LiveCloud, free_port
+
+    data = os.urandom(64 * 1024) * 40  # 2.5 MiB, served in 64 KiB pieces
+    served = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for i in range(0, len(data), 64 * 1024):
+                    self.wfile.write(data[i:i + 64 * 1024])
+                    served.set()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server that fetched was killed
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{web.server_address[1]}/"
+    env = {**FAST_ENV, "MCLOUD_IMAGE_TASK_LEASE_SECONDS": "1", "MCLOUD_IMAGE_WEB_DOWNLOAD_ALLOWED": base}
+    cloud = LiveCloud(tmp_path / "cloud", free_port(), env=env)
+    cloud.start()
+    try:
+        auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": cloud.admin_password}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+
+        def token() -> dict[str, str]:
+            r = httpx.post(cloud.url + "/identity/v3/auth/tokens", json=auth)
+            return {"X-Auth-Token": r.headers["x-subject-token"]}
+
+        h = token()
+        image = httpx.post(cloud.url + "/image/v2/images", headers=h, json={
+            "name": "survivor", "disk_format": "raw", "container_format": "bare"}).json()
+        r = httpx.post(f"{cloud.url}/image/v2/images/{image['id']}/import", headers=h,
+                       json={"method": {"name": "web-download", "uri": base + "disk.img"}})
+        assert r.status_code == 202, r.text
+        assert served.wait(10)
+        assert cloud.proc is not None
+        cloud.proc.kill()  # no clean stop: the task stays claimed by a dead worker
+        cloud.proc.wait()
+        cloud.proc = None
+        cloud.start()
+        h = token()
+        deadline = time.monotonic() + 60
+        while True:
+            shown = httpx.get(f"{cloud.url}/image/v2/images/{image['id']}", headers=h).json()
+            if shown["status"] == "active" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert shown["status"] == "active", shown
+        assert shown["size"] == len(data) and shown["checksum"] == hashlib.md5(data).hexdigest()
+        tasks = httpx.get(f"{cloud.url}/image/v2/images/{image['id']}/tasks", headers=h).json()["tasks"]
+        assert [t["status"] for t in tasks] == ["success"]
+        assert httpx.get(f"{cloud.url}/image/v2/images/{image['id']}/file", headers=h).content == data
+        # the killed process's half-written file is gone
+        leftovers = [p.name for p in (tmp_path / "cloud" / "images").iterdir() if p.name.startswith(".tmp-")]
+        assert leftovers == []
+    finally:
+        cloud.stop()
+        web.shutdown()
+        web.server_close()
