@@ -79,6 +79,51 @@ def test_image_lifecycle_with_the_cli(cli: Client, tmp_path: Path) -> None:
     assert gone.returncode != 0 and ("No Image found" in gone.stderr or "404" in gone.stderr)
 
 
+def test_interoperable_import_with_the_cli(cli: Client, tmp_path: Path) -> None:
+    import time
+
+    disk = make_qcow2(tmp_path / "import.qcow2")
+
+    def active(image_id: str) -> dict:
+        for _ in range(100):
+            shown = cli.json("image", "show", image_id)
+            if shown["status"] == "active":
+                return shown
+            time.sleep(0.2)
+        raise AssertionError(f"image {image_id} stayed {shown['status']}")
+
+    # `image create --import` stages the file and imports it with glance-direct
+    image = cli.json("image", "create", "--import", "--file", str(disk), "--disk-format", "qcow2",
+                     "--container-format", "bare", unique("imported"))
+    shown = active(image["id"])
+    assert shown["size"] == disk.stat().st_size and shown["virtual_size"] == 64 * 1024 * 1024
+    # the same in two steps; the image is made with a terminal as stdin, as a person types it (a
+    # pipe or file as stdin is taken as the image's data)
+    import json
+    import os
+    import pty
+    import sys
+
+    leader, terminal = pty.openpty()
+    try:
+        made = subprocess.run([str(Path(sys.executable).parent / "openstack"), "--os-cloud", "mcloud", "image",
+                               "create", "--disk-format", "qcow2", "--container-format", "bare", unique("staged"),
+                               "-f", "json"], stdin=terminal, capture_output=True, text=True, env=cli.cloud.env,
+                              timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(leader)
+    assert made.returncode == 0, made.stderr
+    staged = json.loads(made.stdout)
+    assert staged["status"] == "queued"
+    cli.run("image", "stage", "--file", str(disk), staged["id"])
+    assert cli.json("image", "show", staged["id"])["status"] == "uploading"
+    cli.run("image", "import", "--method", "glance-direct", staged["id"])
+    assert active(staged["id"])["checksum"] == hashlib.md5(disk.read_bytes()).hexdigest()
+    for image_id in (image["id"], staged["id"]):
+        cli.run("image", "delete", image_id)
+
+
 def test_image_with_openstacksdk(sdk: openstack.connection.Connection, tmp_path: Path) -> None:
     disk = make_qcow2(tmp_path / "sdk.qcow2", "128M")
     name = unique("sdk-image")
