@@ -212,6 +212,12 @@ PYEOF
     HTTP_PID=$!
     HTTP_URL="http://127.0.0.1:$HTTP_PORT/"
     export MCLOUD_IMAGE_WEB_DOWNLOAD_ALLOWED="$HTTP_URL"
+    # two file stores, so that the multi-store tests (import to all/some stores, copy-image,
+    # delete from one store) run; a data dir that has its own mcloud.toml keeps it
+    if [ ! -f "$CLOUD_DIR/mcloud.toml" ]; then
+      printf '[image]\nstores = ["file", "file2"]\ndefault_store = "file"\n\n[image.backends.file2]\ndriver = "file"\ndescription = "A second file store (Tempest multi-store tests)"\n' \
+        > "$CLOUD_DIR/mcloud.toml"
+    fi
   fi
   echo "tempest.sh: starting mcloud up on 127.0.0.1:$PORT (data dir $CLOUD_DIR, log $LOG)" >&2
   "$MCLOUD" up --host 127.0.0.1 --port "$PORT" --data-dir "$CLOUD_DIR" >"$LOG" 2>&1 &

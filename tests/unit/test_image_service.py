@@ -270,3 +270,47 @@ async def test_copy_image_into_another_store(parts):
     fake = service.stores["fake"]
     assert list(fake.blobs.values()) == [b"copy me"]  # type: ignore[attr-defined]
     await service.close()
+
+
+async def test_two_file_stores_copy_and_delete_from_one(parts):
+    db, identity, data_dir = parts
+    (data_dir / "mcloud.toml").write_text(
+        '[image]\nstores = ["file", "file2"]\n[image.backends.file2]\ndriver = "file"\n'
+        f'directory = "{data_dir / "second"}"\n')
+    config = Config(data_dir=data_dir, environ={}).section("image", ImageConfig)
+    service = ImageService(db, config, data_dir, identity)
+    assert isinstance(service.stores["file2"], FileStore)
+    assert service.stores["file2"].directory == data_dir / "second"
+    caller = Caller("project-4", is_admin=True)
+    async with db.write() as session:
+        image = await service.create_image(session, caller, {"disk_format": "raw", "container_format": "bare"},
+                                           {}, [])
+    await service.upload(caller, image.id, chunks(b"two copies"))
+    # all_stores skips the store that already holds it
+    await service.start_import(caller, image.id, "copy-image", all_stores=True)
+    await service.tasks.run_pending()
+
+    async def stores() -> list[str]:
+        async with db.read() as session:
+            return (await service.view(session, await session.get(m.Image, image.id))).stores
+
+    assert await stores() == ["file", "file2"]
+    assert [p.name for p in (data_dir / "second").iterdir()] == [image.id]
+    from mcloud.core.errors import Conflict, Forbidden, NotFound
+
+    with pytest.raises(Conflict):
+        await service.delete_from_store(caller, image.id, "tape")
+    await service.delete_from_store(caller, image.id, "file")
+    assert await stores() == ["file2"]
+    assert not (data_dir / "images" / image.id).exists()
+    with pytest.raises(NotFound):
+        await service.delete_from_store(caller, image.id, "file")
+    with pytest.raises(Forbidden, match="only store"):
+        await service.delete_from_store(caller, image.id, "file2")
+    async with db.read() as session:
+        location = await service.data_location(session, await session.get(m.Image, image.id))
+    assert b"".join([c async for c in service.read(location)]) == b"two copies"
+    (data_dir / "mcloud.toml").write_text('[image]\nstores = ["file", "nameless"]\n')
+    with pytest.raises(ValueError, match="image.backends.nameless"):
+        ImageService(db, Config(data_dir=data_dir, environ={}).section("image", ImageConfig), data_dir, identity)
+    await service.close()

@@ -723,6 +723,14 @@ async def import_image(request: Request, image_id: str) -> Response:
     return Response(status_code=202)
 
 
+@router.delete("/v2/stores/{store_id}/{image_id}")
+async def delete_from_store(request: Request, store_id: str, image_id: str) -> Response:
+    service = svc(request)
+    caller, _image = await _authorized(request, image_id, "delete_image_location")
+    await service.delete_from_store(caller, image_id, store_id)
+    return Response(status_code=204)
+
+
 @router.get("/v2/images/{image_id}/tasks")
 async def image_tasks(request: Request, image_id: str) -> Response:
     service = svc(request)

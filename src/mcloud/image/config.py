@@ -3,7 +3,7 @@
 ::
 
     [image]
-    stores = ["file", "rbd"]          # enabled stores, by their config names
+    stores = ["file", "rbd", "fast"]  # enabled stores, by their config names
     default_store = "file"
     web_download_allowed = ["http://127.0.0.1:8000/images/"]   # URL prefixes
 
@@ -13,6 +13,10 @@
     [image.rbd]
     pool = "images"
     conf = "/etc/ceph/ceph.conf"
+
+    [image.backends.fast]             # a store of another name: its driver, then its options
+    driver = "file"
+    directory = "/srv/fast-images"
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ class ImageConfig:
     # whose [image.<name>] table gives `driver = "..."`), and the one new data goes to.
     stores: list[str] = dataclasses.field(default_factory=lambda: ["file"])
     default_store: str = "file"
-    # Per-store options: [image.<store>] tables land here, keyed by store name.
+    # Per-store options: the [image.file], [image.fake] and [image.rbd] tables.
     file: dict[str, Any] = dataclasses.field(default_factory=dict)
     fake: dict[str, Any] = dataclasses.field(default_factory=dict)
     rbd: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Stores of any other name: [image.backends.<name>] tables, each naming its `driver`.
+    backends: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Interoperable image import (Glance's enabled_import_methods).
     import_methods: list[str] = dataclasses.field(
         default_factory=lambda: ["glance-direct", "web-download", "copy-image"])

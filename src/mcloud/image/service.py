@@ -193,7 +193,10 @@ class ImageService:
             raise ValueError(f"[image] hashing_algorithm {config.hashing_algorithm!r} is not available")
         self.stores: dict[str, ImageStore] = {}
         for name in config.stores:
-            self.stores[name] = load_store(name, getattr(config, name, None) or {}, data_dir)
+            options = getattr(config, name) if name in ("file", "fake", "rbd") else config.backends.get(name)
+            if options is None:
+                raise ValueError(f"[image] store {name!r} needs an [image.backends.{name}] table with its driver")
+            self.stores[name] = load_store(name, options, data_dir)
         self.staging = FileStore(STAGING_STORE, data_dir / "image-staging", "Staging area for image import")
         self.tasks = TaskQueue(db, lease_seconds=config.task_lease_seconds)
         self.tasks.register(IMPORT_TASK, self._run_import, on_failure=self._import_failed)
@@ -435,6 +438,27 @@ class ImageService:
             await self._delete_data(loc.store, loc.url)
         if staged:
             await self._delete_data(STAGING_STORE, staged)
+
+    async def delete_from_store(self, caller: Caller, image_id: str, store_id: str) -> None:
+        """DELETE /v2/stores/{store}/{image}: drop one copy of an image's data, never the last."""
+        if store_id not in self.stores:
+            raise Conflict(f"The selected store {store_id} is not available on this node.")
+        async with self.db.write() as session:
+            image = await self.get_image(session, caller, image_id, for_update=True)
+            if image.status != "active":
+                raise Conflict("It's not allowed to remove image data from store if image status is not 'active'")
+            locations = list((await session.execute(sa.select(m.ImageLocation).where(
+                m.ImageLocation.image_id == image_id))).scalars())
+            chosen = [loc for loc in locations if loc.store == store_id]
+            if not chosen:
+                raise NotFound(f"Image {image_id} is not stored in store {store_id}.")
+            if len(locations) == 1:
+                raise Forbidden("Cannot delete image data from the only store containing it. Consider deleting "
+                                "the image instead.")
+            url = chosen[0].url
+            await session.delete(chosen[0])
+            image.updated_at = utcnow()
+        await self._delete_data(store_id, url)
 
     async def _delete_data(self, store_id: str, url: str) -> None:
         store = self.staging if store_id == STAGING_STORE else self.stores.get(store_id)
@@ -731,7 +755,8 @@ class ImageService:
         async with self.db.write() as session:
             image = await self.get_image(session, caller, image_id, for_update=True)
             if method == "copy-image":
-                return await self._start_copy(session, caller, image, targets, request_id, import_req)
+                return await self._start_copy(session, caller, image, targets, all_stores, request_id,
+                                              import_req)
             if image.status == "active":
                 raise Conflict("Image with status active cannot be target for import")
             if method == "glance-direct" and image.status != "uploading":
@@ -766,8 +791,9 @@ class ImageService:
         return task.id
 
     async def _start_copy(self, session: AsyncSession, caller: Caller, image: m.Image, targets: list[str],
-                          request_id: str | None, import_req: dict[str, Any] | None) -> str:
-        """copy-image: an active image's data into more stores; the image stays active meanwhile."""
+                          all_stores: bool, request_id: str | None, import_req: dict[str, Any] | None) -> str:
+        """copy-image: an active image's data into more stores; the image stays active meanwhile.
+        With ``all_stores`` the stores already holding it are skipped."""
         if image.status != "active":
             raise Conflict("Only images with status active can be targeted for copying")
         view = await self.view(session, image)
@@ -775,7 +801,9 @@ class ImageService:
             raise Conflict(f"New operation on image '{image.id}' is not permitted as prior operation is still "
                            "in progress")
         already = [t for t in targets if t in view.stores]
-        if already:
+        if all_stores:
+            targets = [t for t in targets if t not in already]
+        elif already:
             raise BadRequest(f"Image is already present at store '{already[0]}'")
         task = await self.tasks.submit(session, IMPORT_TASK, {
             "image_id": image.id, "method": "copy-image", "uri": None, "stores": targets,
