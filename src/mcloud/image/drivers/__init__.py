@@ -3,7 +3,8 @@ memory, for tests) and ``rbd`` (Ceph).
 
 A store is loaded by its config name. Each driver module ``mcloud.image.drivers.<name>``
 provides ``create(store_id, options, data_dir) -> ImageStore``, where ``options`` is the
-``[image.<name>]`` table of mcloud.toml (a ``driver`` key there picks another module, so two
+``[image.file]``, ``[image.fake]`` or ``[image.rbd]`` table of mcloud.toml, or for a store of any
+other name its ``[image.backends.<name>]`` table, whose ``driver`` key names the module (so two
 stores of one kind can sit side by side). Modules are imported only when a store of theirs is
 enabled, so ``rbd`` (and Ceph's bindings) load only where an operator asks for it.
 """
