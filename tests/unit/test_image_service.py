@@ -314,3 +314,28 @@ async def test_two_file_stores_copy_and_delete_from_one(parts):
     with pytest.raises(ValueError, match="image.backends.nameless"):
         ImageService(db, Config(data_dir=data_dir, environ={}).section("image", ImageConfig), data_dir, identity)
     await service.close()
+
+
+@pytest.mark.parametrize("uri,allowed", [
+    ("http://127.0.0.1:8000/images/cirros.img", True),
+    ("http://127.0.0.1:8000/images/sub/dir/x.qcow2", True),
+    ("http://127.0.0.1:8000/images", False),  # the directory itself is not a file under it
+    ("http://127.0.0.1:8000/imagesX/x.img", False),  # not under the prefix's path
+    ("http://127.0.0.1:8000/images/../secret", False),
+    ("http://127.0.0.1:8000/images/%2e%2e/secret", False),
+    ("http://127.0.0.1:8001/images/x.img", False),  # another port
+    ("https://127.0.0.1:8000/images/x.img", False),  # another scheme
+    ("http://127.0.0.1:8000@evil.example/images/x.img", False),  # credentials trick
+    ("http://user:pw@127.0.0.1:8000/images/x.img", False),
+    ("http://127.0.0.1.evil.example:8000/images/x.img", False),
+    ("http://127.0.0.1:8000\\@evil.example/images/x", False),
+    ("file:///etc/passwd", False), ("ftp://127.0.0.1:8000/images/x", False), ("", False),
+    ("http://EXAMPLE.org/pub/x.img", True),  # host names compare case-insensitively, default port
+    ("http://example.org:80/pub/x.img", True),
+    ("http://example.org:99999/pub/x.img", False),
+])
+def test_web_download_allow_list(tmp_path, uri, allowed):
+    config = ImageConfig(stores=["fake"], default_store="fake",
+                         web_download_allowed=["http://127.0.0.1:8000/images/", "http://example.org/pub"])
+    service = ImageService(Database(f"sqlite:///{tmp_path / 'x.db'}"), config, tmp_path, None)  # type: ignore[arg-type]
+    assert service.web_download_allowed(uri) is allowed

@@ -730,9 +730,19 @@ class ImageService:
         return [m_ for m_ in self.config.import_methods if m_ in known and (m_ != "copy-image" or len(self.stores) > 1)]
 
     def web_download_allowed(self, uri: str) -> bool:
-        if not re.match(r"^https?://", uri or ""):
+        """Whether ``uri`` lies under one of the operator's allowed URL prefixes: same scheme, host
+        and port, its path under the prefix's path, and no user name, password or fragment."""
+        target = _url_parts(uri)
+        if target is None:
             return False
-        return any(uri.startswith(prefix) for prefix in self.config.web_download_allowed)
+        for prefix in self.config.web_download_allowed:
+            allowed = _url_parts(prefix)
+            if allowed is None or allowed[:3] != target[:3]:
+                continue
+            base = allowed[3]
+            if target[3] == base or target[3].startswith(base if base.endswith("/") else base + "/"):
+                return True
+        return False
 
     async def start_import(self, caller: Caller, image_id: str, method: str, *, uri: str | None = None,
                            stores: Sequence[str] | None = None, all_stores: bool = False,
@@ -969,6 +979,24 @@ class ImageService:
 
     async def image_tasks(self, session: AsyncSession, image: m.Image) -> list[Task]:
         return await self.tasks.for_resource(session, image.id)
+
+
+def _url_parts(url: str | None) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path) of an http(s) URL without credentials or fragment, else None."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None \
+            or parts.password is not None or parts.fragment or "\\" in (url or ""):
+        return None
+    path = unquote(parts.path or "/")
+    if "/../" in path + "/" or "/./" in path + "/":
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80), path
 
 
 def _eq(column: Any, value: Any) -> sa.ColumnElement[bool]:
