@@ -463,6 +463,10 @@ class PlacementService:
             rp = await self._find_provider(s, uuid)
             if rp is None:
                 raise NotFound(f"No resource provider with uuid {uuid} found for delete")
+            # take the provider's generation first: a claim racing this delete then either
+            # committed before (and is seen below) or finds the provider gone
+            await self._bump(s, rp, f"Unable to delete resource provider {uuid}: it was changed by another "
+                                    "request. Please retry.")
             if (await s.execute(sa.select(_P.c.id).where(_P.c.parent_provider_id == rp.id).limit(1))).first():
                 raise conflict(f"Unable to delete parent resource provider {uuid}: It has child resource "
                                "providers.", PROVIDER_CANNOT_DELETE_PARENT)
