@@ -294,6 +294,11 @@ class PlacementService:
     # ---------------------------------------------------------------- resource providers
 
     def _provider_query(self) -> sa.Select[Any]:
+        return _PROVIDER_QUERY
+
+    @staticmethod
+    def _build_provider_query() -> sa.Select[Any]:
+        """A provider with its parent's and root's UUIDs (built once: statements are immutable)."""
         parent = _P.alias("parent")
         root = _P.alias("root")
         return (sa.select(_P.c.id, _P.c.uuid, _P.c.name, _P.c.generation, parent.c.uuid.label("parent_uuid"),
@@ -1155,6 +1160,9 @@ class PlacementService:
             self.check_names(idx, g.resources, set().union(*g.required, g.forbidden))
         self.check_names(idx, (), query.root_required | query.root_forbidden)
         return idx, *_Search(idx, query, self.config.max_allocation_candidates).run()
+
+
+_PROVIDER_QUERY = PlacementService._build_provider_query()
 
 
 class _Search:
