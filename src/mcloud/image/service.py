@@ -216,13 +216,17 @@ class ImageService:
 
     # ------------------------------------------------------------------ reading images
 
-    def _visible(self, caller: Caller) -> sa.ColumnElement[bool]:
-        """Images the caller may see at all (Glance's rules)."""
+    def _visible(self, caller: Caller, member_status: str = "all") -> sa.ColumnElement[bool]:
+        """Images the caller may see at all (Glance's rules): an admin every one, others the public
+        and community ones, their project's, and shared ones their project is a member of (with
+        ``member_status``, when not ``all``)."""
         if caller.is_admin:
             return sa.true()
         conditions = [m.Image.visibility.in_(("public", "community"))]
         if caller.project_id is not None:
             member = sa.select(m.ImageMember.image_id).where(m.ImageMember.member == caller.project_id)
+            if member_status != "all":
+                member = member.where(m.ImageMember.status == member_status)
             conditions += [m.Image.owner == caller.project_id,
                            sa.and_(m.Image.visibility == "shared", m.Image.id.in_(member))]
         return sa.or_(*conditions)
@@ -271,16 +275,8 @@ class ImageService:
                           sort: Sequence[tuple[str, str]] = (("created_at", "desc"),),
                           limit: int | None = None, marker: str | None = None) -> tuple[list[m.Image], bool]:
         """One page of the images the caller sees; (images, whether more follow)."""
-        query = sa.select(m.Image).where(m.Image.status.notin_(("killed", "deleted")))
-        if not caller.is_admin:
-            seen = [m.Image.visibility.in_(("public", "community"))]
-            if caller.project_id is not None:
-                member = sa.select(m.ImageMember.image_id).where(m.ImageMember.member == caller.project_id)
-                if member_status != "all":
-                    member = member.where(m.ImageMember.status == member_status)
-                seen += [m.Image.owner == caller.project_id,
-                         sa.and_(m.Image.visibility == "shared", m.Image.id.in_(member))]
-            query = query.where(sa.or_(*seen))
+        query = sa.select(m.Image).where(m.Image.status.notin_(("killed", "deleted")),
+                                         self._visible(caller, member_status))
         if visibility is not None:
             if visibility != "all":
                 query = query.where(m.Image.visibility == visibility)
