@@ -499,3 +499,14 @@ async def test_bad_bodies_are_400_in_placement_format(pl: Placement) -> None:
     assert_fault(await pl.post(path, ["name"]), 400)
     assert_fault(await pl.post(path, {"name": "nul\u0000"}), 400)
     assert_fault(await pl.get("/resource_providers", headers={"accept": "text/html"}), 406)
+
+
+async def test_405_names_the_allowed_methods(pl: Placement) -> None:
+    r = await pl.delete("/resource_providers")
+    assert_fault(r, 405)
+    assert set(r.headers["allow"].split(", ")) == {"GET", "POST"}
+    r = await pl.request("PATCH", f"/resource_providers/{uuid.uuid4()}/inventories")
+    assert_fault(r, 405)
+    assert set(r.headers["allow"].split(", ")) == {"GET", "POST", "PUT", "DELETE"}
+    # a body without a content-type is a 400, as in Placement
+    assert_fault(await pl.post("/resource_providers", content=b'{"name": "x"}'), 400)

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcloud.core.http import json_response
@@ -177,6 +178,12 @@ def install_fault_handlers(app: FastAPI, render: FaultRenderer,
         assert isinstance(exc, StarletteHTTPException)
         error = APIError(exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None)
         error.status = exc.status_code
+        error.headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow names every method of the path, not one route's
+            allowed = {m for route in request.app.router.routes
+                       if route.matches(request.scope)[0] != Match.NONE for m in getattr(route, "methods", ()) or ()}
+            if allowed:
+                error.headers["Allow"] = ", ".join(sorted(allowed))
         if exc.status_code == 404:
             error.message = "The resource could not be found."
         elif exc.status_code == 405:
@@ -206,6 +213,8 @@ async def json_body(request: Request, schema: Any, *, max_size: int = 1 << 20,
 
     if media_type is not None:
         sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not sent and int(request.headers.get("content-length") or 0) > 0:
+            raise BadRequest("content-type header required when content-length > 0")
         if sent != media_type:
             raise UnsupportedMediaType(f"The media type {sent or 'None'} is not supported, use {media_type}.")
     raw = await request.body()
