@@ -74,7 +74,13 @@ async def test_image_size_cap(world, cloud, monkeypatch):
     monkeypatch.setattr(cloud.image.config, "image_size_cap", 4096)
     before = image_files(cloud)
     image = await g.create()
-    assert_fault(await g.upload(image["id"], b"x" * 5000, expect=None), 413)
+    assert_fault(await g.upload(image["id"], b"x" * 5000, expect=None), 413)  # declared too large
+
+    async def undeclared():
+        for _ in range(5):
+            yield b"x" * 1000
+
+    assert_fault(await g.upload(image["id"], undeclared(), expect=None), 413)  # found too large on the way
     assert (await g.show(image["id"]))["status"] == "queued"
     assert image_files(cloud) == before
 

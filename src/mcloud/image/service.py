@@ -624,6 +624,7 @@ class ImageService:
                      size_hint: int | None = None, store_id: str | None = None) -> None:
         """PUT /file: stream the data into a store; the image ends active, or queued again."""
         store = self.store(store_id)
+        self._check_cap(size_hint)
         async with self.db.write() as session:
             image = await self.get_image(session, caller, image_id, for_update=True)
             if image.status != "queued":
@@ -662,6 +663,11 @@ class ImageService:
             await self._restore(image_id, "saving", "queued")
             raise
 
+    def _check_cap(self, size_hint: int | None) -> None:
+        """A declared size over the cap is refused before a byte is read."""
+        if size_hint is not None and size_hint > self.config.image_size_cap:
+            raise RequestTooLarge(f"Denying attempt to upload image larger than {self.config.image_size_cap} bytes.")
+
     def _activate(self, session: AsyncSession, image: m.Image, pipeline: DataPipeline, size: int) -> None:
         image.size = size
         image.checksum = pipeline.checksum
@@ -681,6 +687,7 @@ class ImageService:
     async def stage(self, caller: Caller, image_id: str, chunks: AsyncIterable[bytes], *,
                     size_hint: int | None = None) -> None:
         """PUT /stage: keep the data in the staging area; the image becomes ``uploading``."""
+        self._check_cap(size_hint)
         async with self.db.write() as session:
             image = await self.get_image(session, caller, image_id, for_update=True)
             if image.status != "queued":
