@@ -54,9 +54,10 @@ class Fuzz:
 async def fuzz(cloud) -> AsyncIterator[Fuzz]:
     async with make_world(cloud) as w:
         g = w["member"]
-        active = await g.active(b"fuzz data")
-        queued = await g.create()
-        shared = await g.create()
+        # protected, so that a fuzzed DELETE rarely takes the fuzzer's targets away
+        active = await g.active(b"fuzz data", protected=True)
+        queued = await g.create(protected=True)
+        shared = await g.create(protected=True)
         await g.post(f"/v2/images/{shared['id']}/members", {"member": w.projects["b"]}, expect=200)
         await w.admin.post("/v2/metadefs/namespaces", {"namespace": f"fuzz-{active['id'][:8]}"}, expect=201)
         ids = [active["id"], queued["id"], shared["id"], w.projects["b"], f"fuzz-{active['id'][:8]}", "file",
