@@ -219,6 +219,12 @@ async def test_inventory_validation(pl: Placement) -> None:
                 {"total": 8, "allocation_ratio": "2"}, {"total": 8, "min_unit": 4, "max_unit": 2}):
         assert_fault(await put(bad), 400)
     assert_fault(await put({"total": 8, "reserved": 9}), 400)
+    for ratio in (b"-Infinity", b"NaN", b"-1e308", b"1e39", b"-1"):
+        raw = b'{"resource_provider_generation": %d, "inventories": {"VCPU": {"total": 8, "allocation_ratio": %s}}}'
+        assert_fault(await pl.put(base, content=raw % (await pl.generation(rp), ratio),
+                                  headers={"content-type": "application/json"}), 400)
+    ok = await put({"total": 8, "allocation_ratio": 2})
+    assert isinstance(ok.json()["inventories"]["VCPU"]["allocation_ratio"], float)  # 2 is stored as 2.0
     # reserved == total: refused before 1.26, allowed from 1.26
     assert_fault(await put({"total": 8, "reserved": 8}, "1.25"), 400)
     assert (await put({"total": 8, "reserved": 8}, "1.26")).status_code == 200

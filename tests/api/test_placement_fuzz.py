@@ -20,7 +20,12 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 names = st.sampled_from(["VCPU", "MEMORY_MB", "CUSTOM_X", "vcpu", "", "total", "resources", "allocations",
                          "resource_provider_generation", "inventories", "name", "uuid", "traits", "aggregates",
                          "project_id", "user_id", "consumer_generation", "consumer_type", "parent_provider_uuid"])
-bodies = st.one_of(values, st.dictionaries(names, values, max_size=5),
+fields = st.sampled_from(["total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"])
+numbers = st.one_of(st.integers(min_value=-2**64, max_value=2**64), st.floats(), st.text(max_size=3))
+inventories = st.fixed_dictionaries({"resource_provider_generation": st.integers(0, 3),
+                                     "inventories": st.dictionaries(names, st.dictionaries(fields, numbers, max_size=6),
+                                                                    max_size=3)})
+bodies = st.one_of(values, st.dictionaries(names, values, max_size=5), inventories,
                    st.dictionaries(names, st.dictionaries(names, values, max_size=4), max_size=4))
 versions = st.sampled_from(["1.0", "1.10", "1.14", "1.19", "1.26", "1.28", "1.36", "1.38", "latest"])
 query_values = st.text(alphabet=st.sampled_from(list("VCPU:,!1in_-CUSTOM0")), max_size=20)

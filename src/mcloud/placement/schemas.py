@@ -4,6 +4,7 @@ microversion. Unknown fields and wrong types are 400 (``"total": "8"`` is refuse
 from __future__ import annotations
 
 import functools
+import math
 import uuid as uuidlib
 from typing import Annotated, Any
 
@@ -22,6 +23,12 @@ def _uuid_like(value: str) -> str:
     except ValueError:
         raise ValueError(f"{value!r} is not a 'uuid'") from None
     return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
 
 
 Uuid = Annotated[str, StringConstraints(strict=True), AfterValidator(_uuid_like)]
@@ -69,7 +76,7 @@ class InventoryRecord(Body):
     min_unit: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] = 1
     max_unit: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] = MAX_INT
     step_size: Annotated[StrictInt, Field(ge=1, le=MAX_INT)] = 1
-    allocation_ratio: Annotated[StrictFloat | StrictInt, Field(le=FLOAT_MAX)] = 1.0
+    allocation_ratio: Annotated[StrictFloat | StrictInt, Field(le=FLOAT_MAX), AfterValidator(_finite)] = 1.0
 
     def inventory_fields(self) -> dict[str, Any]:
         return self.model_dump(exclude={"resource_provider_generation", "resource_class"})

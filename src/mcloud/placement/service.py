@@ -43,6 +43,7 @@ TOPOLOGY = "placement"
 USAGE = "placement_usage"
 SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 MAX_INT = 2147483647
+MAX_CAPACITY = 2.0 ** 63
 
 # error codes (placement/errors.py)
 CONCURRENT_UPDATE = "placement.concurrent_update"
@@ -106,7 +107,8 @@ class Inventory:
 
     @property
     def capacity(self) -> int:
-        return int((self.total - self.reserved) * self.allocation_ratio)
+        product = (self.total - self.reserved) * self.allocation_ratio
+        return int(max(-MAX_CAPACITY, min(MAX_CAPACITY, product)))  # a huge negative ratio gives -inf
 
     def fields(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
