@@ -21,6 +21,7 @@ import openstack
 import pytest
 import yaml
 
+from mcloud.app import Cloud
 from tests.e2e.conftest import FAST_ENV, Client, connect, unique
 from tests.harness import LiveCloud, free_port
 
@@ -254,9 +255,11 @@ def _assert_bootstrap_not_duplicated(snap: dict[str, list[Any]], url: str) -> No
         ("admin", f"user:{admin_id}", "system:all")])
     assert [a for a in snap["assignments"] if a[1] == f"user:{demo_id}"] == [
         ("member", f"user:{demo_id}", f"project:{projects['demo']}")]
-    assert [s[1:] for s in snap["services"]] == [("identity", "keystone")]
-    assert sorted(e[2:] for e in snap["endpoints"]) == [
-        ("admin", url, "RegionOne"), ("internal", url, "RegionOne"), ("public", url, "RegionOne")]
+    specs = Cloud.service_specs()
+    assert sorted(s[1:] for s in snap["services"]) == sorted((spec.type, spec.name) for spec in specs)
+    assert sorted(e[2:] for e in snap["endpoints"]) == sorted(
+        (interface, url + spec.path + spec.endpoint_suffix, "RegionOne")
+        for spec in specs for interface in ("admin", "internal", "public"))
     assert snap["regions"] == ["RegionOne"]
 
 
@@ -267,11 +270,12 @@ def test_up_twice_on_same_data_dir_is_idempotent(restarted: Restarted) -> None:
         after = snapshot(conn)
     finally:
         conn.close()
-    _assert_bootstrap_not_duplicated(after, restarted.cloud.url + "/identity")
+    _assert_bootstrap_not_duplicated(after, restarted.cloud.url)
     assert after == restarted.before
-    # And the catalog the CLI gets is still one identity service with three endpoints.
+    # And the catalog the CLI gets still lists every service once, with three endpoints each.
     catalog = restarted.cli.json("catalog", "list")
-    assert [(s["Type"], len(s["Endpoints"])) for s in catalog] == [("identity", 3)]
+    assert sorted((s["Type"], len(s["Endpoints"])) for s in catalog) == sorted(
+        (spec.type, 3) for spec in Cloud.service_specs())
 
 
 def test_up_again_on_another_port_repoints_endpoints_without_duplicates(restarted: Restarted) -> None:
@@ -288,7 +292,7 @@ def test_up_again_on_another_port_repoints_endpoints_without_duplicates(restarte
         after = snapshot(conn)
     finally:
         conn.close()
-    _assert_bootstrap_not_duplicated(after, cloud.url + "/identity")
+    _assert_bootstrap_not_duplicated(after, cloud.url)
     same = {k for k in after if k != "endpoints"}
     assert {k: after[k] for k in same} == {k: restarted.before[k] for k in same}
     # The endpoints kept their ids; only their URL moved.
