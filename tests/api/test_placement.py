@@ -335,6 +335,11 @@ async def test_aggregates_and_their_generation(pl: Placement) -> None:
     assert_fault(await pl.put(path, {"aggregates": ["nope"], "resource_provider_generation": 1}), 400)
     assert_fault(await pl.put(path, {"aggregates": [a, a], "resource_provider_generation": 1}), 400)
     assert_fault(await pl.at("1.18").put(path, {"aggregates": [a], "resource_provider_generation": 1}), 400)
+    # other spellings of a UUID are kept in the dashed form
+    c = uuid.uuid4()
+    got = (await pl.put(path, {"aggregates": ["{%s}" % str(c).upper()], "resource_provider_generation": 1},
+                        expect=200)).json()
+    assert got["aggregates"] == [str(c)]
 
 
 # ---------------------------------------------------------------------- allocations and usages

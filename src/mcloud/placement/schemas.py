@@ -18,11 +18,11 @@ UUID_KEY = r"^[0-9a-fA-F-]{36}$"
 
 
 def _uuid_like(value: str) -> str:
+    """Any form Placement accepts (dashes or not, braces, ``urn:uuid:``), kept in the dashed form."""
     try:
-        uuidlib.UUID(value)
+        return str(uuidlib.UUID(value))
     except ValueError:
         raise ValueError(f"{value!r} is not a 'uuid'") from None
-    return value
 
 
 def _finite(value: float) -> float:
