@@ -16,6 +16,7 @@ pytest fixture ``ceph`` (tests/conftest.py) starts one per session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -24,7 +25,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 DAEMONS = ("ceph-mon", "ceph-mgr", "ceph-osd", "monmaptool", "ceph")
 MGR_MODULES = Path("/usr/share/ceph/mgr")
@@ -121,6 +124,24 @@ class CephCluster:
         if result.returncode != 0:
             raise RuntimeError(f"ceph {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
+
+    @contextlib.contextmanager
+    def ioctx(self, pool: str) -> Iterator[Any]:
+        """A librados client of ``pool`` of our own, as Nova or Cinder would open it (the
+        Debian bindings must be installed: see mcloud.core.ceph)."""
+        from mcloud.core.ceph import bindings
+
+        rados, _ = bindings()
+        cluster = rados.Rados(conffile=str(self.conf))
+        cluster.connect()
+        try:
+            ctx = cluster.open_ioctx(pool)
+            try:
+                yield ctx
+            finally:
+                ctx.close()
+        finally:
+            cluster.shutdown()
 
     def ceph_json(self, *args: str) -> object:
         return json.loads(self.ceph(*args, "--format", "json"))

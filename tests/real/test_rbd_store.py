@@ -44,13 +44,8 @@ async def store(ceph: CephCluster, ceph_libs: tuple[Any, Any]) -> AsyncIterator[
 @pytest.fixture(scope="module")
 def ioctx(ceph: CephCluster, ceph_libs: tuple[Any, Any]) -> Iterator[Any]:
     """A client of our own, to look at the pool the way Nova or Cinder would."""
-    rados, _ = ceph_libs
-    cluster = rados.Rados(conffile=str(ceph.conf))
-    cluster.connect()
-    ctx = cluster.open_ioctx("images")
-    yield ctx
-    ctx.close()
-    cluster.shutdown()
+    with ceph.ioctx("images") as ctx:
+        yield ctx
 
 
 async def feed(data: bytes, piece: int = 100_000) -> AsyncIterator[bytes]:

@@ -91,6 +91,10 @@ class NotImplementedYet(APIError):
     status = 501
 
 
+class ServiceUnavailable(APIError):
+    status = 503
+
+
 #: (error, request) -> the JSON body, or a whole Response for a service whose faults are not
 #: always JSON (Glance's follow the request's Accept header). ``error`` is always an APIError.
 FaultRenderer = Callable[[APIError, Request], "dict[str, Any] | Response"]

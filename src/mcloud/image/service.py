@@ -26,13 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.core.db import Database
 from mcloud.core.errors import (APIError, BadRequest, Conflict, Forbidden, Gone, NotFound, RequestTooLarge,
-                                UnsupportedMediaType)
+                                ServiceUnavailable, UnsupportedMediaType)
 from mcloud.core.tasks import Task, TaskContext, TaskQueue
 from mcloud.identity.service import IdentityService
 from mcloud.image import formats
 from mcloud.image import models as m
 from mcloud.image.config import ImageConfig
-from mcloud.image.drivers import ImageStore, StoreError, load_store
+from mcloud.image.drivers import ImageStore, InUse, StoreError, StoreFull, load_store
 from mcloud.image.drivers.file import FileStore
 
 log = logging.getLogger("mcloud.image")
@@ -429,9 +429,11 @@ class ImageService:
             locations = list((await session.execute(
                 sa.select(m.ImageLocation).where(m.ImageLocation.image_id == image_id))).scalars())
             staged = image.staged_location
+            # as Glance: data that servers or volumes were cloned from keeps its image (409);
+            # the row goes only once the stores have let go of the data
+            for loc in locations:
+                await self._delete_data(loc.store, loc.url)
             await session.execute(sa.delete(m.Image).where(m.Image.id == image_id))
-        for loc in locations:
-            await self._delete_data(loc.store, loc.url)
         if staged:
             await self._delete_data(STAGING_STORE, staged)
 
@@ -451,10 +453,9 @@ class ImageService:
             if len(locations) == 1:
                 raise Forbidden("Cannot delete image data from the only store containing it. Consider deleting "
                                 "the image instead.")
-            url = chosen[0].url
+            await self._delete_data(store_id, chosen[0].url)  # data in use: 409, the location stays
             await session.delete(chosen[0])
             image.updated_at = utcnow()
-        await self._delete_data(store_id, url)
 
     async def _delete_data(self, store_id: str, url: str) -> None:
         store = self.staging if store_id == STAGING_STORE else self.stores.get(store_id)
@@ -463,6 +464,8 @@ class ImageService:
             return
         try:
             await store.delete(url)
+        except InUse as exc:
+            raise Conflict(f"Image data is in use and cannot be deleted: {exc}") from None
         except Exception:  # noqa: BLE001 (the image is gone either way; the data is logged)
             log.exception("could not delete image data at %s", url)
 
@@ -639,8 +642,10 @@ class ImageService:
             stored = await store.add(image_id, pipeline)
         except BaseException as exc:
             await self._restore(image_id, "saving", "queued")
-            if isinstance(exc, StoreError):
+            if isinstance(exc, StoreFull):
                 raise RequestTooLarge(f"Image storage media is full: {exc}") from None
+            if isinstance(exc, StoreError):
+                raise ServiceUnavailable(f"Error in store configuration or access: {exc}") from None
             raise
         try:
             async with self.db.write() as session:

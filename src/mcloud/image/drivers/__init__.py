@@ -15,9 +15,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from mcloud.image.drivers.base import ImageStore, Stored, StoreError
+from mcloud.image.drivers.base import AlreadyExists, ImageStore, InUse, Stored, StoreError, StoreFull
 
-__all__ = ["ImageStore", "Stored", "StoreError", "load_store"]
+__all__ = ["AlreadyExists", "ImageStore", "InUse", "Stored", "StoreError", "StoreFull", "load_store"]
 
 KNOWN = ("file", "fake", "rbd")
 

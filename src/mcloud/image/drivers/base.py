@@ -22,7 +22,21 @@ class Stored:
 
 
 class StoreError(Exception):
-    """The store could not keep or give the data (full, unreachable, gone)."""
+    """The store could not keep or give the data (full, unreachable, gone). The image API
+    answers 503 unless a subclass says otherwise."""
+
+
+class InUse(StoreError):
+    """The data cannot be deleted: volumes or servers were cloned from it (or it is open).
+    The image API answers 409 Conflict and keeps the image."""
+
+
+class StoreFull(StoreError):
+    """The store has no room for the data. The image API answers 413."""
+
+
+class AlreadyExists(StoreError):
+    """The store already holds data under this image id."""
 
 
 class ImageStore(Protocol):

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from mcloud.core.ceph import CephBindingsMissing, bindings
-from mcloud.image.drivers.base import Stored, StoreError
+from mcloud.image.drivers.base import AlreadyExists, InUse, Stored, StoreError, StoreFull
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ DEFAULT_CHUNK = 8 << 20
 #: blocks written at once by one upload (asynchronous writes: ~1.8x the speed of one at a time)
 WRITES_IN_FLIGHT = 2
 T = TypeVar("T")
-
-
-class InUse(StoreError):
-    """The image data cannot be deleted: volumes or servers were cloned from it (or it is open).
-    The image API answers 409 Conflict."""
-
-
-class StoreFull(StoreError):
-    """The pool has no room for the data. The image API answers 413."""
-
-
-class AlreadyExists(StoreError):
-    """The pool already holds data under this image id."""
 
 
 def _settle(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], result: int) -> None:
