@@ -1211,19 +1211,21 @@ class _Search:
         root = self.tree_root(g.in_tree)
         if root is False:
             return
-        if g.resources:
-            matching: set[int] | None = None
-            for rc, amount in g.resources.items():
-                have = set(idx.with_resource(rc, amount, root))  # type: ignore[arg-type]
-                matching = have if matching is None else matching & have
-        else:
-            matching = {rp for rp, n in idx.nodes.items() if root is None or n.root_id == root}
-        assert matching is not None
-        if g.member_of:
-            matching &= idx.in_aggregates(g.member_of)
-        matching -= idx.in_any_aggregate(g.forbidden_aggs)
         nodes, sharing, required, forbidden = idx.nodes, idx.sharing, g.required, g.forbidden
-        for rp in sorted(matching):
+        if g.resources:
+            # walk the providers of the rarest class in id order, lazily: a limited request
+            # stops as soon as it has enough
+            rcs = sorted(g.resources, key=lambda rc: len(idx.by_class.get(rc, ())))
+            each: Iterable[int] = (rp for rp in idx.by_class.get(rcs[0], ())
+                                   if (root is None or nodes[rp].root_id == root)
+                                   and all(idx.fits(rp, rc, g.resources[rc]) for rc in rcs))
+        else:
+            each = (rp for rp, n in nodes.items() if root is None or n.root_id == root)
+        in_aggs = idx.in_aggregates(g.member_of) if g.member_of else None
+        bad = idx.in_any_aggregate(g.forbidden_aggs)
+        for rp in each:
+            if (in_aggs is not None and rp not in in_aggs) or rp in bad:
+                continue
             node = nodes[rp]
             if (required and any(not (any_of & node.traits) for any_of in required)) or \
                     (forbidden and forbidden & node.traits):
