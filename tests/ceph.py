@@ -65,7 +65,7 @@ class CephCluster:
         self.port = _free_port()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.start_seconds = 0.0
-        self._pgs = 0  # placement groups of the pools created so far
+        self._pgs: dict[str, int] = {}  # each pool's placement groups
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -151,11 +151,17 @@ class CephCluster:
         its name."""
         self.ceph("osd", "pool", "create", name, str(pg_num), str(pg_num), "--size", "1")
         self.ceph("osd", "pool", "application", "enable", name, application)
-        self._pgs += pg_num
+        self._pgs[name] = pg_num
         self.pools.append(name)
         if wait:
             self.wait_for(self._pgs_active, 60, f"pool {name}'s placement groups to be active")
         return name
+
+    def delete_pool(self, name: str) -> None:
+        """Remove a pool and its data (later waits for active placement groups no longer count it)."""
+        self.ceph("osd", "pool", "rm", name, name, "--yes-i-really-really-mean-it")
+        del self._pgs[name]
+        self.pools.remove(name)
 
     def wait_for(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -285,5 +291,5 @@ log file = /dev/null
 
     def _pgs_active(self) -> bool:
         summary = self.ceph_json("pg", "stat")["pg_summary"]  # type: ignore[index]
-        return summary["num_pgs"] >= self._pgs and all(
+        return summary["num_pgs"] >= sum(self._pgs.values()) and all(
             state["name"].startswith("active") for state in summary["num_pg_by_state"])

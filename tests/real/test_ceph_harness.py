@@ -25,8 +25,8 @@ def test_pools_keep_one_copy(ceph: CephCluster) -> None:
         assert pools[name]["size"] == 1
         assert pools[name]["min_size"] == 1
         assert "rbd" in pools[name]["application_metadata"]
-    ceph.ceph("osd", "pool", "rm", extra, extra, "--yes-i-really-really-mean-it")
-    ceph.pools.remove(extra)
+    ceph.delete_pool(extra)
+    assert extra not in {p["pool_name"] for p in ceph.ceph_json("osd", "pool", "ls", "detail")}  # type: ignore[union-attr]
 
 
 def test_cluster_is_private(ceph: CephCluster) -> None:
