@@ -26,6 +26,10 @@ from mcloud.image import api as image_api
 from mcloud.image import policies as image_policies
 from mcloud.image.config import ImageConfig
 from mcloud.image.service import ImageService
+from mcloud.network import api as network_api
+from mcloud.network import policies as network_policies
+from mcloud.network.config import NetworkConfig
+from mcloud.network.service import NetworkService
 from mcloud.placement import api as placement_api
 from mcloud.placement import policies as placement_policies
 from mcloud.placement.config import PlacementConfig
@@ -78,6 +82,9 @@ class Cloud:
         self.runtime.policy.register(image_policies.RULES)
         self.placement = PlacementService(self.db, config.section("placement", PlacementConfig))
         self.runtime.policy.register(placement_policies.RULES)
+        self.network = NetworkService(self.db, config.section("network", NetworkConfig), config.data_dir,
+                                      self.identity)
+        self.runtime.policy.register(network_policies.RULES)
         self.runtime.services = self.service_specs(self)
         self.app = RequestMiddleware(self._root())
 
@@ -97,12 +104,18 @@ class Cloud:
             assert cloud is not None
             return placement_api.build(rt, cloud.placement)
 
+        def network(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return network_api.build(rt, cloud.network)
+
         return [
             ServiceSpec(name="keystone", type="identity", path="/identity", build=identity,
                         description="Identity Service"),
             ServiceSpec(name="glance", type="image", path="/image", build=image, description="Image Service"),
             ServiceSpec(name="placement", type="placement", path="/placement", build=placement,
                         description="Placement Service"),
+            ServiceSpec(name="neutron", type="network", path="/networking", build=network,
+                        description="Networking Service"),
         ]
 
     def service_urls(self) -> list[tuple[str, str, str, str]]:
@@ -142,6 +155,7 @@ class Cloud:
         return ServiceDispatcher(index, {s.path: s.build(self.runtime) for s in services})
 
     async def close(self) -> None:
+        await self.network.close()
         await self.image.close()
         await self.placement.close()
         await self.identity.close()

@@ -7,4 +7,6 @@ def load_all() -> None:
     import mcloud.core.generations  # noqa: F401
     import mcloud.identity.models  # noqa: F401
     import mcloud.image.models  # noqa: F401
+    import mcloud.network.models  # noqa: F401
+    import mcloud.network.models_l3  # noqa: F401
     import mcloud.placement.models  # noqa: F401

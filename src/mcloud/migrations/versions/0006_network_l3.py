@@ -1,0 +1,22 @@
+"""network_l3: routers, floating IPs, port forwardings, security groups, QoS, trunks (scaffold: the network service fills this in)
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
