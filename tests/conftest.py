@@ -15,11 +15,13 @@ from mcloud.app import Cloud
 from mcloud.core.config import Config
 from tests.ceph import CephCluster, ceph_missing
 from tests.harness import missing, postgres
+from tests.ovn import OvnHarness, ovn_missing
 
 ADMIN_PASSWORD = "admin-secret"
 DEMO_PASSWORD = "demo-secret"
 # bcrypt's cost is the point of bcrypt; tests use the minimum so that they measure logic, not hashing.
-TEST_ENV = {"MCLOUD_IDENTITY_PASSWORD_HASH_ROUNDS": "4"}
+# API tests use the network service's fake driver (no data plane); tests/real drives OVN itself.
+TEST_ENV = {"MCLOUD_IDENTITY_PASSWORD_HASH_ROUNDS": "4", "MCLOUD_NETWORK_DRIVER": "fake"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,6 +43,17 @@ def ceph() -> Iterator[CephCluster]:
         missing(what)
     with CephCluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def ovn() -> Iterator[OvnHarness]:
+    """A private OVN/OVS data plane (tests/ovn.py) for the session, its daemons in a network
+    namespace of their own: ``driver_options()``, ``host`` (plug ports), ``ns`` (test hosts),
+    ``outside(address)`` (a namespace beyond br-ex)."""
+    if (what := ovn_missing()) is not None:
+        missing(what)
+    with OvnHarness() as harness:
+        yield harness
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
