@@ -8,10 +8,14 @@ purpose=${1:-run}
 
 # Debian packages: what mCloud's real drivers and the test harness drive.
 packages=(python3-venv python3-dev)
+# the OVN/OVS data plane the network service runs as root (mcloud.network.dataplane)
+packages+=(ovn-central ovn-host openvswitch-switch)
 if [ "$purpose" = test ]; then
   packages+=(postgresql qemu-utils)  # qemu-utils: qemu-img makes real disk images for the image tests
   # a private Ceph cluster (tests/ceph.py) and the bindings the rbd image store uses
   packages+=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
+  # the network data-plane tests' guests: ping, and busybox's DHCP client (tests/netns.py)
+  packages+=(iputils-ping udhcpc)
 fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -23,7 +27,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # The OVN/OVS packages would start their system daemons (and ovn-controller would make br-int
+    # in the host's own namespace): mCloud runs its own, so no service starts while installing.
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
   fi
 fi
 

@@ -1,0 +1,381 @@
+"""The OVN/OVS data plane mCloud runs in all-in-one mode: databases, daemons and supervision.
+
+``DataPlane`` creates the three OVSDB databases from Debian's schemas (OVN Northbound, OVN
+Southbound, the local ``Open_vSwitch`` database) and runs, as child processes it supervises,
+``ovsdb-server`` for each, ``ovn-northd``, ``ovs-vswitchd`` and ``ovn-controller``. Sockets,
+pid files, logs and databases live in one directory (``<data_dir>/ovn`` for ``mcloud up``).
+A daemon that dies is restarted (its databases are files, so nothing is lost).
+
+Where the daemons run: the OVS userspace datapath (``datapath_type=netdev``, used when the
+``openvswitch`` kernel module is absent) creates its bridges and internal ports as tap devices
+in the network namespace of ``ovs-vswitchd``. So the daemons run inside a network namespace of
+their own (``[network.ovn] namespace``, default ``mcloud``; created when missing, removed at
+stop when this supervisor created it): br-int, br-ex and every tap stay out of the host's own
+namespace. An empty ``namespace`` runs them in the caller's namespace (only for a host that is
+given to mCloud). The databases' Unix sockets are files, so mCloud itself (in the host's
+namespace) reaches them all the same.
+
+The chassis: one, named ``chassis`` (default: the host name, so that a port's
+``binding:host_id`` names it as in Neutron), Geneve on 127.0.0.1, bridge mappings
+``public:br-ex`` (the provider network ``public`` reaches the outside through br-ex; mCloud
+creates br-ex, and whoever owns the uplink adds it to br-ex).
+
+Nothing here needs pytest or the network service: tests/ovn.py and bench/network.py use it
+as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: what the data plane runs (Debian packages ovn-central ovn-host openvswitch-switch)
+PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-vswitchd", "ovn-northd", "ovn-controller", "ip")
+NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
+SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
+OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+#: Unix socket paths longer than this do not fit sockaddr_un
+_SUN_PATH_MAX = 107
+
+
+def programs_missing() -> str | None:
+    """What keeps this machine from running the data plane (a sentence), or None."""
+    if os.geteuid() != 0:
+        return "not running as root (the OVN/OVS daemons need it)"
+    absent = [p for p in PROGRAMS if shutil.which(p) is None]
+    absent += [str(s) for s in (NB_SCHEMA, SB_SCHEMA, OVS_SCHEMA) if not s.exists()]
+    if absent:
+        return f"missing {', '.join(absent)} (Debian: ovn-central ovn-host openvswitch-switch)"
+    return None
+
+
+def kernel_datapath_available() -> bool:
+    """Whether the openvswitch kernel module is loaded or can be loaded."""
+    if Path("/sys/module/openvswitch").exists():
+        return True
+    release = os.uname().release
+    return any(Path(f"/lib/modules/{release}").rglob("openvswitch.ko*")) if Path(
+        f"/lib/modules/{release}").is_dir() else False
+
+
+@dataclasses.dataclass
+class OvnOptions:
+    """``[network.ovn]``: the ovn driver's options and those of the data plane it supervises."""
+
+    #: start and supervise the daemons (all-in-one); False: use an OVN run by someone else
+    manage: bool = True
+    #: where the databases, sockets, pid files and logs live ("" = <data_dir>/ovn)
+    directory: str = ""
+    #: the Northbound database (default: the managed one's socket)
+    nb_connection: str = ""
+    #: the network namespace the daemons run in ("" = the caller's own)
+    namespace: str = "mcloud"
+    #: "auto" (system when the kernel module exists, else netdev), "netdev" or "system"
+    datapath_type: str = "auto"
+    #: this chassis's name (default: the host name)
+    chassis: str = ""
+    encap_ip: str = "127.0.0.1"
+    #: physical network name -> bridge, comma-separated as ovn-bridge-mappings
+    bridge_mappings: str = "public:br-ex"
+    #: seconds a driver call waits on the Northbound database
+    timeout: float = 30.0
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], data_dir: Path) -> OvnOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"[network.ovn] has unknown options: {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(sorted(known))})")
+        opts = cls(**dict(options))
+        if not opts.directory:
+            opts.directory = str(Path(data_dir) / "ovn")
+        if not opts.chassis:
+            opts.chassis = socket.gethostname()
+        if not opts.nb_connection:
+            opts.nb_connection = f"unix:{Path(opts.directory) / 'nb.sock'}"
+        if opts.datapath_type not in ("auto", "netdev", "system"):
+            raise ValueError("[network.ovn] datapath_type is auto, netdev or system")
+        return opts
+
+    @property
+    def mappings(self) -> dict[str, str]:
+        pairs = [m.split(":", 1) for m in self.bridge_mappings.split(",") if m.strip()]
+        return {name.strip(): bridge.strip() for name, bridge in pairs}
+
+    def effective_datapath(self) -> str:
+        if self.datapath_type != "auto":
+            return self.datapath_type
+        return "system" if kernel_datapath_available() else "netdev"
+
+
+class DataPlaneError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class _Daemon:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+class DataPlane:
+    """The OVN/OVS daemons of one chassis, run and supervised from ``root``."""
+
+    def __init__(self, options: OvnOptions):
+        self.options = options
+        self.root = Path(options.directory)
+        self.namespace = options.namespace
+        self.datapath = options.effective_datapath()
+        self._daemons: dict[str, _Daemon] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._made_namespace = False
+        self.start_seconds = 0.0
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    def _sock(self, name: str) -> Path:
+        return self.root / f"{name}.sock"
+
+    @property
+    def nb_remote(self) -> str:
+        return f"unix:{self._sock('nb')}"
+
+    @property
+    def sb_remote(self) -> str:
+        return f"unix:{self._sock('sb')}"
+
+    @property
+    def ovs_remote(self) -> str:
+        return f"unix:{self._sock('db')}"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for var in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVN_RUNDIR", "OVN_LOGDIR", "OVN_DBDIR"):
+            env[var] = str(self.root)
+        return env
+
+    def in_namespace(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the data plane's namespace."""
+        return ["ip", "netns", "exec", self.namespace, *argv] if self.namespace else list(argv)
+
+    # -- tools --------------------------------------------------------------------------------
+
+    def run(self, *argv: str, namespace: bool = False, check: bool = True, timeout: float = 30) -> str:
+        cmd = self.in_namespace(list(argv)) if namespace else list(argv)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self._env())
+        if check and result.returncode != 0:
+            raise DataPlaneError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
+    def vsctl(self, *args: str, wait: bool = False) -> str:
+        """``ovs-vsctl`` against this chassis's Open_vSwitch database."""
+        return self.run("ovs-vsctl", f"--db={self.ovs_remote}", "--timeout=20", *(() if wait else ("--no-wait",)),
+                        *args)
+
+    def nbctl(self, *args: str) -> str:
+        return self.run("ovn-nbctl", f"--db={self.nb_remote}", "--timeout=20", *args)
+
+    def sbctl(self, *args: str) -> str:
+        return self.run("ovn-sbctl", f"--db={self.sb_remote}", "--timeout=20", *args)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> DataPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60) -> float:
+        """Create what is missing and start every daemon; returns once ovn-controller has
+        registered the chassis and br-int exists. Returns the seconds it took."""
+        if (why := programs_missing()) is not None:
+            raise DataPlaneError(why)
+        started = time.monotonic()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if len(str(self.root / "br-int.mgmt")) > _SUN_PATH_MAX:
+            raise DataPlaneError(f"the OVN directory {self.root} is too long a path for Unix sockets")
+        try:
+            self._ensure_namespace()
+            for name, schema in (("nb", NB_SCHEMA), ("sb", SB_SCHEMA), ("conf", OVS_SCHEMA)):
+                db = self.root / f"{name}.db"
+                if not db.exists():
+                    self.run("ovsdb-tool", "create", str(db), str(schema))
+                else:  # a newer Debian package may have moved the schema on
+                    if self.run("ovsdb-tool", "needs-conversion", str(db), str(schema)).strip() == "yes":
+                        self.run("ovsdb-tool", "convert", str(db), str(schema))
+            r = self.root
+            for name, db, sock in (("ovsdb-nb", "nb.db", "nb"), ("ovsdb-sb", "sb.db", "sb"), ("ovsdb-ovs", "conf.db", "db")):
+                self._add(name, ["ovsdb-server", str(r / db), f"--remote=punix:{self._sock(sock)}",
+                                 f"--pidfile={r / name}.pid", f"--unixctl={r / name}.ctl",
+                                 f"--log-file={r / name}.log", "-vconsole:off"])
+            for name in ("ovsdb-nb", "ovsdb-sb", "ovsdb-ovs"):
+                self._spawn(self._daemons[name])
+            self._wait(lambda: all(self._sock(s).exists() for s in ("nb", "sb", "db")), 20, "the databases' sockets")
+            self._configure_ovs()
+            self._add("ovn-northd", ["ovn-northd", f"--ovnnb-db={self.nb_remote}", f"--ovnsb-db={self.sb_remote}",
+                                     f"--pidfile={r}/ovn-northd.pid", f"--unixctl={r}/ovn-northd.ctl",
+                                     f"--log-file={r}/ovn-northd.log", "-vconsole:off"])
+            vswitchd = ["ovs-vswitchd", self.ovs_remote, f"--pidfile={r}/ovs-vswitchd.pid",
+                        f"--unixctl={r}/ovs-vswitchd.ctl", f"--log-file={r}/ovs-vswitchd.log", "-vconsole:off"]
+            if self.datapath == "netdev":
+                vswitchd.append("--disable-system")
+            self._add("ovs-vswitchd", self.in_namespace(vswitchd))
+            self._add("ovn-controller", self.in_namespace([
+                "ovn-controller", self.ovs_remote, f"--pidfile={r}/ovn-controller.pid",
+                f"--log-file={r}/ovn-controller.log", "-vconsole:off"]))
+            for name in ("ovn-northd", "ovs-vswitchd", "ovn-controller"):
+                self._spawn(self._daemons[name])
+            self._create_bridges()
+            self._wait(self._chassis_ready, timeout, "ovn-controller to register the chassis and make br-int")
+        except BaseException:
+            self.stop()
+            raise
+        self._stopping.clear()
+        self._watcher = threading.Thread(target=self._watch, name="ovn-dataplane-supervisor", daemon=True)
+        self._watcher.start()
+        self.start_seconds = time.monotonic() - started
+        log.info("network: OVN data plane up in %.1fs (%s datapath, namespace %s, %s)", self.start_seconds,
+                 self.datapath, self.namespace or "(host's)", self.root)
+        return self.start_seconds
+
+    def stop(self) -> None:
+        """Stop the daemons this supervisor started (by PID) and the namespace it made."""
+        self._stopping.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5)
+        self._watcher = None
+        with self._lock:
+            # the controller and the switch first, the databases last
+            for daemon in reversed(list(self._daemons.values())):
+                proc = daemon.proc
+                if proc is None:
+                    continue
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                daemon.proc = None
+            self._daemons.clear()
+        if self._made_namespace:
+            subprocess.run(["ip", "netns", "delete", self.namespace], capture_output=True)
+            self._made_namespace = False
+
+    def alive(self) -> dict[str, bool]:
+        with self._lock:
+            return {name: d.proc is not None and d.proc.poll() is None for name, d in self._daemons.items()}
+
+    def pids(self) -> dict[str, int]:
+        with self._lock:
+            return {name: d.proc.pid for name, d in self._daemons.items() if d.proc is not None}
+
+    def restarts(self) -> dict[str, int]:
+        with self._lock:
+            return {name: d.restarts for name, d in self._daemons.items()}
+
+    # -- the pieces ---------------------------------------------------------------------------
+
+    def _ensure_namespace(self) -> None:
+        if not self.namespace:
+            return
+        if not Path(f"/run/netns/{self.namespace}").exists():
+            self.run("ip", "netns", "add", self.namespace)
+            self._made_namespace = True
+        self.run("ip", "link", "set", "lo", "up", namespace=True)
+
+    def _add(self, name: str, argv: list[str]) -> None:
+        self._daemons[name] = _Daemon(name, argv)
+
+    def _spawn(self, daemon: _Daemon) -> None:
+        # a pid file left by a killed daemon would make the new one refuse to start
+        with open(self.root / f"{daemon.name}.stderr", "ab") as stderr:
+            daemon.proc = subprocess.Popen([*daemon.argv, "--overwrite-pidfile"], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=stderr, env=self._env(),
+                                           cwd=self.root, start_new_session=True)
+        daemon.started_at = time.monotonic()
+
+    def _configure_ovs(self) -> None:
+        o = self.options
+        self.vsctl("init")
+        self.vsctl("set", "Open_vSwitch", ".",
+                   f"external_ids:system-id={o.chassis}", f"external_ids:hostname={o.chassis}",
+                   f"external_ids:ovn-remote={self.sb_remote}", "external_ids:ovn-encap-type=geneve",
+                   f"external_ids:ovn-encap-ip={o.encap_ip}", f"external_ids:ovn-bridge-mappings={o.bridge_mappings}",
+                   f"external_ids:ovn-bridge-datapath-type={self.datapath}",
+                   # ovn-controller asks the switch rather than probing each few seconds
+                   "external_ids:ovn-remote-probe-interval=0", "external_ids:ovn-openflow-probe-interval=0")
+
+    def _create_bridges(self) -> None:
+        self.vsctl("--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int",
+                   f"datapath_type={self.datapath}", "fail-mode=secure", "other-config:disable-in-band=true")
+        for bridge in sorted(set(self.options.mappings.values())):
+            self.vsctl("--may-exist", "add-br", bridge, "--", "set", "Bridge", bridge, f"datapath_type={self.datapath}")
+        # the bridges' own ports come up (taps of the userspace datapath) in the namespace
+        for bridge in ("br-int", *sorted(set(self.options.mappings.values()))):
+            self._wait(lambda b=bridge: self._link_exists(b), 20, f"{bridge} to appear")
+            self.run("ip", "link", "set", bridge, "up", namespace=True)
+
+    def _link_exists(self, name: str) -> bool:
+        cmd = self.in_namespace(["ip", "link", "show", name])
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+    def _chassis_ready(self) -> bool:
+        out = subprocess.run(["ovn-sbctl", f"--db={self.sb_remote}", "--timeout=5", "--bare", "--columns=name",
+                              "find", "Chassis", f"name={self.options.chassis}"], capture_output=True, text=True)
+        return out.returncode == 0 and out.stdout.strip() == self.options.chassis
+
+    def _wait(self, condition, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            for daemon in self._daemons.values():
+                if daemon.proc is not None and daemon.proc.poll() is not None:
+                    raise DataPlaneError(f"{daemon.name} exited with {daemon.proc.returncode}: {self.log_tail(daemon.name)}")
+            if time.monotonic() > deadline:
+                raise DataPlaneError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def log_tail(self, name: str, size: int = 2000) -> str:
+        texts = []
+        for path in (self.root / f"{name}.stderr", self.root / f"{name}.log"):
+            if path.exists():
+                texts.append(path.read_text(errors="replace")[-size:])
+        return "\n".join(texts)
+
+    def _watch(self) -> None:
+        """Restart a daemon that died (at most once a second each)."""
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for daemon in self._daemons.values():
+                    proc = daemon.proc
+                    if proc is None or proc.poll() is None:
+                        continue
+                    if time.monotonic() - daemon.started_at < 1.0:
+                        continue
+                    log.warning("network: %s (pid %d) exited with %s; restarting it", daemon.name, proc.pid,
+                                proc.returncode)
+                    daemon.restarts += 1
+                    self._spawn(daemon)

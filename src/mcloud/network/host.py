@@ -1,0 +1,180 @@
+"""The host side of a port: plugging it into this chassis's br-int, and unplugging it.
+
+OVN binds a logical port to this chassis when an OVS interface on br-int carries
+``external_ids:iface-id=<port id>`` (ovn-controller then reports the port up, and the network
+service makes it ACTIVE). Two kinds of plug:
+
+- ``plug_tap``: a guest's NIC. With the userspace datapath (no kernel module), OVS reads and
+  writes a plain kernel tap device as a "system" port, so mCloud makes a *persistent* tap
+  (``tap<port id[:11]>``, Neutron's name) in the data plane's namespace, adds it to br-int, and
+  qemu attaches to that tap. qemu runs in the host's namespace, where the tap is not visible
+  by name, so the compute service asks ``open_tap(name)`` for a file descriptor opened inside the
+  data plane's namespace and hands it to qemu: ``-netdev tap,id=n0,fd=N`` (``pass_fds``). The
+  device carries no traffic until qemu holds it.
+- ``plug_namespace``: a test host (or a container): an OVS *internal* port, given the port's
+  MAC and moved into the network namespace as ``ifname``. OVS keeps the device's file
+  descriptor, so it keeps switching its traffic after the move.
+
+Both set ``external_ids`` ``iface-id``, ``attached-mac`` and ``iface-status=active`` as
+Nova's os-vif does. ``unplug(port_id)`` removes the OVS port and the device.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import struct
+import subprocess
+import threading
+import time
+
+from mcloud.network.dataplane import DataPlane
+
+_CLONE_NEWNET = 0x40000000
+_TUNSETIFF = 0x400454CA
+_IFF_TAP = 0x0002
+_IFF_NO_PI = 0x1000
+
+
+class HostError(RuntimeError):
+    pass
+
+
+def device_name(port_id: str) -> str:
+    """The device of a port on this host: ``tap`` + the first 11 characters of its id (as Neutron)."""
+    return f"tap{port_id[:11]}"
+
+
+class Host:
+    """Plugs ports into br-int of one chassis (its Open_vSwitch database, its namespace)."""
+
+    def __init__(self, ovs_remote: str, namespace: str = "", bridge: str = "br-int"):
+        self.ovs_remote = ovs_remote
+        self.namespace = namespace
+        self.bridge = bridge
+
+    @classmethod
+    def of(cls, dataplane: DataPlane) -> Host:
+        return cls(dataplane.ovs_remote, dataplane.namespace)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _run(self, argv: list[str], in_namespace: bool = False, check: bool = True) -> str:
+        if in_namespace and self.namespace:
+            argv = ["ip", "netns", "exec", self.namespace, *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if check and result.returncode != 0:
+            raise HostError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
+    def _vsctl(self, *args: str) -> str:
+        return self._run(["ovs-vsctl", f"--db={self.ovs_remote}", "--timeout=20", *args])
+
+    def _ip(self, *args: str, check: bool = True) -> str:
+        return self._run(["ip", *args], in_namespace=True, check=check)
+
+    def _add_port(self, name: str, port_id: str, mac: str, kind: str) -> None:
+        interface = ["--", "set", "Interface", name, f"external_ids:iface-id={port_id}",
+                     f"external_ids:attached-mac={mac}", "external_ids:iface-status=active",
+                     f"external_ids:mcloud-plug={kind}"]
+        if kind == "namespace":
+            interface.append("type=internal")
+        self._vsctl("--may-exist", "add-port", self.bridge, name, *interface)
+
+    def _wait_link(self, name: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._link_exists(name):
+            if time.monotonic() > deadline:
+                raise HostError(f"{name} did not appear in the data plane's namespace")
+            time.sleep(0.02)
+
+    def _link_exists(self, name: str) -> bool:
+        argv = ["ip", "link", "show", name]
+        if self.namespace:
+            argv = ["ip", "netns", "exec", self.namespace, *argv]
+        return subprocess.run(argv, capture_output=True).returncode == 0
+
+    # -- plugging ---------------------------------------------------------------------------
+
+    def plug_tap(self, port_id: str, mac: str, mtu: int | None = None) -> str:
+        """A persistent tap for a guest's NIC, on br-int for ``port_id``; returns its name.
+        The guest's NIC must use ``mac`` (port security allows no other)."""
+        name = device_name(port_id)
+        if not self._link_exists(name):
+            self._ip("tuntap", "add", "dev", name, "mode", "tap")
+        if mtu:
+            self._ip("link", "set", name, "mtu", str(mtu))
+        self._ip("link", "set", name, "up")
+        self._add_port(name, port_id, mac, "tap")
+        return name
+
+    def open_tap(self, name: str) -> int:
+        """A file descriptor of tap ``name`` (made by ``plug_tap``), opened in the data plane's
+        namespace, for qemu's ``-netdev tap,fd=N``. The caller owns (and closes) it."""
+        result: dict[str, object] = {}
+
+        def opener() -> None:
+            # setns changes only this thread's namespace; the thread ends right after
+            try:
+                if self.namespace:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    with open(f"/run/netns/{self.namespace}") as ns:
+                        if libc.setns(ns.fileno(), _CLONE_NEWNET) != 0:
+                            raise OSError(ctypes.get_errno(), "setns into the data plane's namespace")
+                fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI))
+                except BaseException:
+                    os.close(fd)
+                    raise
+                result["fd"] = fd
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=opener, name=f"open-{name}")
+        thread.start()
+        thread.join()
+        if "error" in result:
+            raise HostError(f"cannot open tap {name}: {result['error']}")
+        return int(result["fd"])  # type: ignore[call-overload]
+
+    def plug_namespace(self, port_id: str, mac: str, netns: str, ifname: str = "eth0",
+                       mtu: int | None = None) -> str:
+        """An OVS internal port for ``port_id`` with its MAC, moved into namespace ``netns`` as
+        ``ifname`` and set up (no address: give it one, or ask DHCP). Returns the OVS port's name."""
+        name = device_name(port_id)
+        self._add_port(name, port_id, mac, "namespace")
+        self._wait_link(name)
+        self._ip("link", "set", name, "address", mac)
+        if mtu:
+            self._ip("link", "set", name, "mtu", str(mtu))
+        self._ip("link", "set", name, "netns", netns)
+        inside = ["ip", "netns", "exec", netns, "ip", "link", "set", name]
+        self._run([*inside, "name", ifname])
+        self._run(["ip", "netns", "exec", netns, "ip", "link", "set", ifname, "up"])
+        return name
+
+    def unplug(self, port_id: str) -> None:
+        """Remove ``port_id``'s OVS port from br-int and its device (idempotent)."""
+        names = self._vsctl("--bare", "--columns=name", "find", "Interface",
+                            f"external_ids:iface-id={port_id}").split()
+        for name in names or [device_name(port_id)]:
+            kind = self._vsctl("--if-exists", "get", "Interface", name, "external_ids:mcloud-plug",
+                               ).strip().strip('"') if names else ""
+            self._vsctl("--if-exists", "del-port", self.bridge, name)
+            if kind == "tap" or (not names and self._link_exists(name)):
+                self._ip("tuntap", "del", "dev", name, "mode", "tap", check=False)
+
+    def plugged(self) -> dict[str, str]:
+        """Port id -> OVS port name of every port plugged on br-int here."""
+        out = self._vsctl("--bare", "--columns=name,external_ids", "find", "Interface", "external_ids:iface-id!=\"\"")
+        found: dict[str, str] = {}
+        for block in out.strip().split("\n\n"):
+            lines = block.strip().splitlines()
+            if len(lines) < 2:
+                continue
+            for item in lines[1].split():
+                if item.startswith("iface-id="):
+                    found[item.split("=", 1)[1].strip('"')] = lines[0].strip()
+        return found

@@ -1,0 +1,113 @@
+"""A private OVN/OVS data plane for tests and benchmarks (like tests/ceph.py for Ceph).
+
+``OvnHarness`` runs mCloud's own supervisor (``mcloud.network.dataplane.DataPlane``) in a temp
+dir, with every daemon inside a network namespace of its own (``mco-<pid>-<n>``), so br-int,
+br-ex and their taps never appear in the machine's default namespace. It adds what tests need
+around it: ``host`` (plugging ports: ``mcloud.network.host.Host``), ``ns`` (test hosts:
+``tests.netns.Namespaces``) and ``outside(...)``, a namespace standing for the world beyond
+the provider network ``public`` (a veth from br-ex into it). ``stop()`` stops the daemons (by
+PID), deletes the namespaces and the temp dir.
+
+It needs neither pytest nor a cloud: ``bench/network.py`` uses it with a plain python.
+
+    with OvnHarness() as ovn:
+        driver_options = ovn.driver_options()      # [network.ovn] for the ovn driver
+        guest = ovn.ns.add("vm1")
+        ovn.host.plug_namespace(port_id, mac, guest)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mcloud.network.dataplane import DataPlane, OvnOptions, programs_missing
+from mcloud.network.host import Host
+from tests.netns import Namespaces
+
+_count = itertools.count()
+
+
+def ovn_missing() -> str | None:
+    """What is missing to run the data plane and the test hosts (a sentence), or None."""
+    why = programs_missing()
+    absent = [p for p in ("ping", "udhcpc", "ovn-nbctl", "ovn-sbctl") if shutil.which(p) is None]
+    if absent:
+        why = (why + "; " if why else "") + f"missing {', '.join(absent)} (Debian: iputils-ping udhcpc ovn-central)"
+    return why
+
+
+class OvnHarness:
+    def __init__(self, chassis: str = "mcloud-test"):
+        self.root = Path(tempfile.mkdtemp(prefix="mcloud-ovn-"))
+        self.namespace = f"mco-{os.getpid()}-{next(_count)}"
+        self.options = OvnOptions.parse({"namespace": self.namespace, "chassis": chassis,
+                                         "directory": str(self.root / "ovn"), "datapath_type": "auto"}, self.root)
+        self.dataplane = DataPlane(self.options)
+        self.host = Host.of(self.dataplane)
+        self.ns = Namespaces(prefix="mct")
+        self._veths: list[str] = []
+
+    def __enter__(self) -> OvnHarness:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> float:
+        try:
+            return self.dataplane.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.ns.cleanup()
+        self.dataplane.stop()  # its namespace goes, and the veth ends in it with it
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def driver_options(self) -> dict[str, Any]:
+        """``[network.ovn]`` for an ovn driver (or a cloud) using this data plane, not managing it."""
+        return {"manage": False, "nb_connection": self.dataplane.nb_remote, "chassis": self.options.chassis,
+                "namespace": self.namespace, "directory": str(self.dataplane.root)}
+
+    def outside(self, address: str, bridge: str = "br-ex", routes: tuple[str, ...] = ()) -> str:
+        """A namespace on the provider network behind ``bridge`` with ``address`` (CIDR) on
+        its ``eth0``: "the outside" for floating IPs. ``routes`` are extra ``ip route`` specs."""
+        name = self.ns.add("outside")
+        n = next(_count)
+        inner, outer = f"mcx{os.getpid() % 10000}o{n}", f"mcx{os.getpid() % 10000}i{n}"
+        # made inside the data plane's namespace, one end then moved: nothing in the host's
+        self.dataplane.run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer, namespace=True)
+        self.dataplane.run("ip", "link", "set", outer, "netns", name, namespace=True)
+        self.dataplane.run("ip", "link", "set", inner, "up", namespace=True)
+        self.dataplane.vsctl("add-port", bridge, inner)
+        self.ns.run(name, "ip", "link", "set", outer, "name", "eth0")
+        self.ns.run(name, "ip", "addr", "add", address, "dev", "eth0")
+        self.ns.run(name, "ip", "link", "set", "eth0", "up")
+        for route in routes:
+            self.ns.run(name, "ip", "route", "add", *route.split())
+        self._veths.append(inner)
+        return name
+
+    def nb(self, *args: str) -> str:
+        return self.dataplane.nbctl(*args)
+
+    def nb_find(self, table: str, *conditions: str, columns: str = "_uuid") -> list[str]:
+        """The ``columns`` of the ``table`` rows that match (``ovn-nbctl --bare find``)."""
+        out = self.nb("--bare", f"--columns={columns}", "find", table, *conditions)
+        return [block.strip() for block in out.strip().split("\n\n") if block.strip()]
+
+    def sb(self, *args: str) -> str:
+        return self.dataplane.sbctl(*args)
+
+    def wait_flows(self) -> None:
+        """Until ovn-northd and ovn-controller have caught up with the Northbound database."""
+        subprocess.run(["ovn-nbctl", f"--db={self.dataplane.nb_remote}", "--timeout=30", "--wait=hv", "sync"],
+                       check=True, capture_output=True)
