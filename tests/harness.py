@@ -125,7 +125,9 @@ class LiveCloud:
         if self.database:
             cmd += ["--database", self.database]
         cmd += self.extra_args
-        env = {**os.environ, **self.extra_env}
+        # the network service's fake driver unless a test asks for ovn: every `mcloud up` running
+        # (as root) its own OVN/OVS daemons would slow the suite for nothing
+        env = {"MCLOUD_NETWORK_DRIVER": "fake", **os.environ, **self.extra_env}
         started = time.monotonic()
         with open(self.log, "a") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -248,6 +249,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     migrations.upgrade(config.database_url)
     admin, explicit = _password(config, "admin", args.admin_password or os.environ.get("MCLOUD_ADMIN_PASSWORD"))
     demo, _ = _password(config, "demo", None)
+    from mcloud.network.dataplane import start_for_up
+
+    dataplane = start_for_up(config)  # the OVN/OVS daemons (ovn driver), once, before any worker
+    if dataplane is not None:
+        atexit.register(dataplane.stop)  # workers leave by os._exit: only this process stops them
 
     def announce() -> None:
         print(f"mCloud ready at {config.public_url} in {time.monotonic() - started:.2f}s "

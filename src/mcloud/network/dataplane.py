@@ -9,8 +9,8 @@ A daemon that dies is restarted (its databases are files, so nothing is lost).
 Where the daemons run: the OVS userspace datapath (``datapath_type=netdev``, used when the
 ``openvswitch`` kernel module is absent) creates its bridges and internal ports as tap devices
 in the network namespace of ``ovs-vswitchd``. So the daemons run inside a network namespace of
-their own (``[network.ovn] namespace``, default ``mcloud``; created when missing, removed at
-stop when this supervisor created it): br-int, br-ex and every tap stay out of the host's own
+their own (``[network.ovn] namespace``, default ``mcloud-<8 hex digits of the directory's hash>``,
+one per data dir; created when missing, removed at stop when this supervisor created it): br-int, br-ex and every tap stay out of the host's own
 namespace. An empty ``namespace`` runs them in the caller's namespace (only for a host that is
 given to mCloud). The databases' Unix sockets are files, so mCloud itself (in the host's
 namespace) reaches them all the same.
@@ -27,6 +27,7 @@ as it is.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -80,8 +81,9 @@ class OvnOptions:
     directory: str = ""
     #: the Northbound database (default: the managed one's socket)
     nb_connection: str = ""
-    #: the network namespace the daemons run in ("" = the caller's own)
-    namespace: str = "mcloud"
+    #: the network namespace the daemons run in: "auto" = ``mcloud-<hash of the directory>``, made
+    #: when missing; "" = the caller's own (only on a host given over to mCloud)
+    namespace: str = "auto"
     #: "auto" (system when the kernel module exists, else netdev), "netdev" or "system"
     datapath_type: str = "auto"
     #: this chassis's name (default: the host name)
@@ -102,6 +104,8 @@ class OvnOptions:
         opts = cls(**dict(options))
         if not opts.directory:
             opts.directory = str(Path(data_dir) / "ovn")
+        if opts.namespace == "auto":
+            opts.namespace = "mcloud-" + hashlib.sha256(str(Path(opts.directory).resolve()).encode()).hexdigest()[:8]
         if not opts.chassis:
             opts.chassis = socket.gethostname()
         if not opts.nb_connection:
@@ -215,6 +219,7 @@ class DataPlane:
         if len(str(self.root / "br-int.mgmt")) > _SUN_PATH_MAX:
             raise DataPlaneError(f"the OVN directory {self.root} is too long a path for Unix sockets")
         try:
+            self._stop_stale()
             self._ensure_namespace()
             for name, schema in (("nb", NB_SCHEMA), ("sb", SB_SCHEMA), ("conf", OVS_SCHEMA)):
                 db = self.root / f"{name}.db"
@@ -305,6 +310,31 @@ class DataPlane:
             self._made_namespace = True
         self.run("ip", "link", "set", "lo", "up", namespace=True)
 
+    def _stop_stale(self) -> None:
+        """End the daemons an earlier supervisor of this directory left running (it was killed):
+        they hold the databases' locks. Only processes whose pid file is here and whose command
+        line names this directory are touched."""
+        for pidfile in self.root.glob("*.pid"):
+            try:
+                pid = int(pidfile.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except (ValueError, OSError):
+                continue
+            if str(self.root) not in cmdline:
+                continue
+            log.warning("network: stopping %s (pid %d) left by an earlier run", pidfile.stem, pid)
+            try:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                        break
+                    time.sleep(0.05)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+
     def _add(self, name: str, argv: list[str]) -> None:
         self._daemons[name] = _Daemon(name, argv)
 
@@ -379,3 +409,26 @@ class DataPlane:
                                 proc.returncode)
                     daemon.restarts += 1
                     self._spawn(daemon)
+
+
+def start_for_up(config: Any) -> DataPlane | None:
+    """For ``mcloud up``, once in the parent before any worker: settle ``[network] driver =
+    "auto"`` (ovn where it can run, else fake, said in one log line) and, for ovn with
+    ``manage`` on, start the data plane. Returns it (the caller stops it at exit), or None."""
+    from mcloud.network.config import NetworkConfig
+    from mcloud.network.drivers import ovn
+
+    network = config.section("network", NetworkConfig)  # the section object the workers will read
+    if network.driver == "auto":
+        why = ovn.missing()
+        network.driver = "ovn" if why is None else "fake"
+        if why is not None:
+            log.warning("network: no OVN data plane (%s); the fake driver serves the API only", why)
+    if network.driver != "ovn":
+        return None
+    options = OvnOptions.parse(network.ovn, config.data_dir)
+    if not options.manage:
+        return None
+    dataplane = DataPlane(options)
+    dataplane.start()
+    return dataplane
