@@ -4,7 +4,7 @@ network service), so that an operator's Neutron policy file applies unchanged.
 
 Neutron's ``field:<collection>:<attr>=<value>`` checks are written in the check language
 mCloud's engine speaks: ``'True':%(shared)s`` tests the target's ``shared``. The base rules
-(``admin_only``, ``context_is_admin``, ``ext_parent_owner``, ``sg_owner``...) are CORE's.
+(``admin_only``, ``context_is_admin``...) are CORE's; ``sg_owner`` and ``ext_parent_owner`` are here.
 Targets: the resource's own attributes (``project_id``...); for a rule of a QoS policy or a port
 forwarding of a floating IP, ``ext_parent:project_id`` names the parent's project; for a security
 group rule, ``security_group:project_id`` the group's.
@@ -13,6 +13,10 @@ group rule, ``security_group:project_id`` the group's.
 from __future__ import annotations
 
 L3_RULES: dict[str, str] = {
+    # Neutron's base rules that only L3 resources use
+    'sg_owner': 'project_id:%(security_group:project_id)s',
+    'ext_parent_owner': 'project_id:%(ext_parent:project_id)s',
+    'admin_or_ext_parent_owner': 'rule:context_is_admin or project_id:%(ext_parent:project_id)s',
     'create_router': '(rule:admin_only) or (role:member and project_id:%(project_id)s)',
     'create_router:external_gateway_info': '(rule:admin_only) or (role:member and project_id:%(project_id)s)',
     'create_router:external_gateway_info:network_id': '(rule:admin_only) or (role:member and project_id:%(project_id)s)',
@@ -95,5 +99,5 @@ L3_RULES: dict[str, str] = {
 #: Neutron gives every one of these rules scope_types=['project']
 L3_SCOPE_TYPES: dict[str, tuple[str, ...]] = {
     name: ("project",) for name in L3_RULES
-    if name not in ("admin_or_sg_owner", "admin_owner_or_sg_owner", "shared_security_group", "rule_default_sg",
+    if name not in ("sg_owner", "ext_parent_owner", "admin_or_ext_parent_owner", "admin_or_sg_owner", "admin_owner_or_sg_owner", "shared_security_group", "rule_default_sg",
                     "shared_qos_policy")}
