@@ -171,7 +171,7 @@ class Qos:
 
     # ------------------------------------------------------------ rules
 
-    async def _rule_row(self, session: AsyncSession, policy: ml.QosPolicy, kind: str, rule_id: Any) -> ml.QosRule:
+    async def _qos_rule_row(self, session: AsyncSession, policy: ml.QosPolicy, kind: str, rule_id: Any) -> ml.QosRule:
         rule = await session.get(ml.QosRule, rule_id) if isinstance(rule_id, str) else None
         if rule is None or rule.policy_id != policy.id or rule.type != kind:
             raise not_found("QosRuleNotFound", f"QoS rule {rule_id} for policy {policy.id} could not be found.")
@@ -185,7 +185,7 @@ class Qos:
     async def get_qos_rule(self, session: AsyncSession, caller: Caller, policy_id: str, kind: str,
                            rule_id: str) -> dict[str, Any]:
         policy = await self.qos_parent(session, caller, policy_id, kind, "get")
-        return r_rule(await self._rule_row(session, policy, kind, rule_id))
+        return r_rule(await self._qos_rule_row(session, policy, kind, rule_id))
 
     def _check_rule(self, kind: str, values: dict[str, Any]) -> None:
         if kind == "bandwidth_limit" and values.get("direction") == "ingress":
@@ -225,7 +225,7 @@ class Qos:
     async def update_qos_rule(self, session: AsyncSession, caller: Caller, policy_id: str, kind: str, rule_id: str,
                               body: dict[str, Any]) -> None:
         policy = await self.qos_parent(session, caller, policy_id, kind, "update")
-        rule = await self._rule_row(session, policy, kind, rule_id)
+        rule = await self._qos_rule_row(session, policy, kind, rule_id)
         values = {"direction": rule.direction, "dscp_mark": rule.dscp_mark, **body}
         self._check_rule(kind, values)
         if kind == "bandwidth_limit" and "direction" in body:
@@ -240,7 +240,7 @@ class Qos:
     async def delete_qos_rule(self, session: AsyncSession, caller: Caller, policy_id: str, kind: str,
                               rule_id: str) -> None:
         policy = await self.qos_parent(session, caller, policy_id, kind, "delete")
-        await session.delete(await self._rule_row(session, policy, kind, rule_id))
+        await session.delete(await self._qos_rule_row(session, policy, kind, rule_id))
         policy.touch()
         await session.flush()
         await self.reensure_policy_ports(session, policy.id)
