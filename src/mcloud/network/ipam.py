@@ -9,7 +9,7 @@ blocks on the winner's uncommitted key and then fails, and retries.
 Choosing an address costs one indexed range query in the common case: each subnet keeps a
 cursor (the key after the last address handed out); the allocator reads the allocated keys
 from the cursor on, in key order and a window at a time, and takes the first gap inside an
-allocation pool. The cursor wraps around to the start of the pools once, so freed addresses
+allocation pool (allocators of one subnet take turns on its row lock). The cursor wraps around to the start of the pools once, so freed addresses
 are reused when the pools run out.
 
 The key of an address is its integer value as 32 hex digits, so that SQL sorts keys the way
@@ -36,7 +36,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Neutron's default base_mac: fa:16:3e plus three random bytes
 BASE_MAC = (0xFA, 0x16, 0x3E)
 WINDOW = 256
-RETRIES = 20
+RETRIES = 50
 _alloc = m.IPAllocation.__table__
 
 
@@ -222,7 +222,12 @@ def _segments(pools: list[tuple[int, int]], cursor: int | None) -> Iterable[tupl
 
 
 async def allocate_any(session: AsyncSession, subnet: m.Subnet, port_id: str) -> str | None:
-    """The next free address of the subnet's pools, held for ``port_id``; None when full."""
+    """The next free address of the subnet's pools, held for ``port_id``; None when full.
+
+    The subnet's row is locked first (PostgreSQL; SQLite serializes writers anyway), so the
+    allocators of one subnet take turns and read the cursor their predecessor left; the
+    unique key remains the guarantee should anything else race."""
+    await session.refresh(subnet, ["ipam_cursor"], with_for_update=True)
     pools = pools_of(subnet)
     cursor = int(subnet.ipam_cursor, 16) if subnet.ipam_cursor else None
     for _ in range(RETRIES):

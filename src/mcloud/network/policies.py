@@ -5,6 +5,10 @@ Targets carry what Neutron's do: ``project_id``/``tenant_id`` of the resource,
 ``network:project_id``/``network:tenant_id`` of its network, and for the checks Neutron writes as
 ``field:networks:shared=True`` and ``field:port:device_owner=~^network:`` the booleans ``shared``,
 ``router:external`` and ``network_device`` (so an operator's rule ``'True':%(shared)s`` works).
+
+Rule names share one namespace with the other services' (one enforcer): CORE registers no
+``default`` and no ``service_api`` (Glance's differ); an unregistered rule falls back to
+``admin_or_owner``, Neutron's default.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ ADMIN_OR_PROJECT_READER = f"({ADMIN}) or ({PROJECT_READER})"
 NET_OWNER_MEMBER = "role:member and project_id:%(network:project_id)s"
 NET_OWNER_READER = "role:reader and project_id:%(network:project_id)s"
 ADMIN_OR_NET_OWNER_MEMBER = f"({ADMIN}) or ({NET_OWNER_MEMBER})"
-SERVICE = "rule:service_api"
+SERVICE = "role:service"
 ADMIN_OR_SERVICE = f"({ADMIN}) or ({SERVICE})"
 RESTRICT_WILDCARD = "rule:restrict_wildcard"
 
@@ -31,11 +35,9 @@ CORE_RULES: dict[str, str] = {
     "context_is_admin": "role:admin",
     "admin_only": "rule:context_is_admin",
     "regular_user": "",
-    "service_api": "role:service",
     "admin_or_owner": "rule:context_is_admin or project_id:%(project_id)s",
     "admin_or_network_owner": "rule:context_is_admin or project_id:%(network:project_id)s",
     "network_owner": "project_id:%(network:project_id)s",
-    "default": "rule:admin_or_owner",
     "shared": "'True':%(shared)s",
     "external": "'True':%(router:external)s",
     "network_device": "'True':%(network_device)s",

@@ -1402,6 +1402,9 @@ class NetworkService:
         self._bind(port)
         mac = body.get("mac_address", mac_address)
         await self._insert_port(session, port, mac)
+        if port.allowed_address_pairs:  # a pair without a MAC takes the port's
+            port.allowed_address_pairs = [{**a, "mac_address": a["mac_address"] or port.mac_address}
+                                          for a in port.allowed_address_pairs]
         await self._assign_ips(session, port, net, fixed_ips, creating=True)
         if port.allowed_address_pairs and not port.port_security_enabled:
             raise conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have "
@@ -1617,11 +1620,7 @@ class NetworkService:
         for subnet, addr in wanted:
             if addr is not None and (subnet.id, str(addr)) in held:
                 keep.add((subnet.id, str(addr)))
-            elif addr is None and not ipam.is_auto_address(subnet) and any(
-                    sid == subnet.id and (sid, ip) not in keep for sid, ip in held) and not creating:
-                match = next((sid, ip) for sid, ip in sorted(held) if sid == subnet.id and (sid, ip) not in keep)
-                keep.add(match)
-            else:
+            else:  # a subnet without an address asks for a new one (Neutron's rule), the old one goes
                 new.append((subnet, addr))
         # SLAAC addresses stay unless the request names that subnet otherwise
         for sid, ip in held:

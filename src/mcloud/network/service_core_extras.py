@@ -63,11 +63,9 @@ class Extras:
                             exclude_id: str | None = None) -> bool:
         """Whether removing (object, action, target) takes a network from a project that uses it."""
         r = m.RBACPolicy
+        gone = r.id == exclude_id if exclude_id else r.target_project == target
         remaining = set((await session.execute(sa.select(r.target_project).where(
-            r.object_type == "network", r.object_id == net.id, r.action == action,
-            r.id != (exclude_id or "")))).scalars())
-        if target != "*":
-            remaining.discard(target)
+            r.object_type == "network", r.object_id == net.id, r.action == action, sa.not_(gone)))).scalars())
         if "*" in remaining:
             return False
         if action == "access_as_shared":
