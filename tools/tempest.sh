@@ -24,6 +24,8 @@
 #   --services LIST     [service_available]: "identity" (default: identity
 #                       only), "catalog" (every service in the token
 #                       catalog), or e.g. "nova,neutron,glance,cinder"
+#   --network-driver D  with --start: the network data plane of mcloud up
+#                       ([network] driver: auto, ovn, fake; default auto)
 #   --conf-extra FILE   ini file merged over the generated tempest.conf
 #   --concurrency N     test workers (default: 2)
 #   --list              only print the test ids that would run
@@ -113,7 +115,7 @@ VENV="$TOP/venv"
 WORK="$TOP/work"
 export XDG_CONFIG_HOME="$TOP/xdg"     # tempest init would create ~/.tempest/etc
 
-CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2
+CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER=""
 LIST_ONLY=0 REINSTALL=0
 LOAD_LISTS=() REGEXES=() EXCLUDES=() EXTRA_CONF=() PLUGINS=()
 
@@ -130,6 +132,7 @@ while [ $# -gt 0 ]; do
     --exclude) EXCLUDES+=("$2"); shift 2 ;;
     --services) SERVICES="$2"; shift 2 ;;
     --conf-extra) EXTRA_CONF+=("$(realpath "$2")"); shift 2 ;;
+    --network-driver) NETWORK_DRIVER="$2"; shift 2 ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
     --list) LIST_ONLY=1; shift ;;
     --plugin) PLUGINS+=("$2"); shift 2 ;;
@@ -162,6 +165,9 @@ PY="$VENV/bin/python"
 MCLOUD_PID="" TMP_CLOUD_DIR="" HTTP_PID="" HTTP_URL=""
 with_glance=0
 case ",$SERVICES," in *,glance,*|*,catalog,*) with_glance=1 ;; esac
+with_neutron=0
+case ",$SERVICES," in *,neutron,*|*,catalog,*) with_neutron=1 ;; esac
+[ -z "$NETWORK_DRIVER" ] || export MCLOUD_NETWORK_DRIVER="$NETWORK_DRIVER"
 cleanup() {
   local status=$?
   if [ -n "$HTTP_PID" ]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
@@ -256,6 +262,13 @@ if [ "$with_glance" = 1 ]; then
       > "$WORK/image-http.conf"
     extra_args+=(--extra "$WORK/image-http.conf")
   fi
+fi
+if [ "$with_neutron" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
+  # [network]/[network-feature-enabled]: api_extensions exactly as /v2.0/extensions lists them,
+  # and public_network_id for a router:external network made (once) as the admin
+  "$PY" "$HERE/network_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/network.conf" ||
+    die "network_conf.py failed"
+  extra_args+=(--extra "$WORK/network.conf")
 fi
 for f in ${EXTRA_CONF[@]+"${EXTRA_CONF[@]}"}; do extra_args+=(--extra "$f"); done
 if [ -n "$CLOUDS_YAML" ]; then

@@ -391,3 +391,9 @@ async def test_reader_reads_but_does_not_write(w: World) -> None:
     assert_fault(await reader.put(f"/networks/{net['id']}", {"network": {"name": "nope"}}), 403)
     assert_fault(await reader.delete(f"/networks/{net['id']}"), 403)
     assert next_cidr() != next_cidr()
+
+
+async def test_service_providers_and_agents(w: World) -> None:
+    providers = (await w["reader"].get("/service-providers", expect=200)).json()["service_providers"]
+    assert providers == [{"service_type": "L3_ROUTER_NAT", "name": "fake", "default": True}]
+    assert (await w["member"].get("/agents", expect=200)).json() == {"agents": []}

@@ -30,7 +30,7 @@ SETTINGS = settings(max_examples=int(os.environ.get("MCLOUD_FUZZ_EXAMPLES", "200
                                            HealthCheck.data_too_large])
 CORE = ("/v2.0/networks", "/v2.0/subnets", "/v2.0/ports", "/v2.0/subnetpools", "/v2.0/address-scopes",
         "/v2.0/rbac-policies", "/v2.0/segments", "/v2.0/quotas", "/v2.0/{collection}", "/v2.0/extensions",
-        "/v2.0/availability_zones")
+        "/v2.0/availability_zones", "/v2.0/service-providers", "/v2.0/agents")
 PARAM = re.compile(r"\{([^}]+)\}")
 
 

@@ -82,6 +82,8 @@ CORE_EXTENSIONS: dict[str, tuple[str, str]] = {
     "subnet-service-types": ("Subnet service types", "Provides ability to set the subnet service_types field"),
     "subnet-dns-publish-fixed-ip": ("Subnet DNS publish fixed IP", "Extension to allow the publication of fixed IPs "
                                                                    "in DNS"),
+    "service-type": ("Neutron Service Type Management", "API for retrieving service providers for Neutron "
+                                                        "advanced services"),
     "port-security": ("Port Security", "Provides port security"),
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
     "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot "
@@ -362,6 +364,28 @@ async def availability_zones(request: Request) -> Response:
     return json_response({"availability_zones": zones})
 
 
+async def service_providers(request: Request) -> Response:
+    """The service providers (service-type): the L3 routers' driver, when the L3 API is there."""
+    caller = await caller_of(request)
+    network = svc(request)
+    providers = []
+    if "router" in network.l3.extension_aliases():
+        providers.append({"service_type": "L3_ROUTER_NAT", "name": network.driver.name, "default": True})
+    params = query(request)
+    for key in ("service_type", "name"):
+        if key in params:
+            providers = [p for p in providers if p[key] in params[key]]
+    del caller
+    return json_response({"service_providers": shape(providers, fields_of(params), [])})
+
+
+async def agents(request: Request) -> Response:
+    """No Neutron agents run (OVN needs none, and the agent API is not offered): an empty list,
+    so `openstack network agent list` answers rather than fails."""
+    await caller_of(request)
+    return json_response({"agents": []})
+
+
 # ---------------------------------------------------------------------- quotas, tags, subnet pool prefixes
 
 
@@ -470,6 +494,8 @@ def build(runtime: Runtime, network: NetworkService) -> FastAPI:
     app.add_api_route("/v2.0/extensions", list_extensions, methods=["GET"])
     app.add_api_route("/v2.0/extensions/{alias}", show_extension, methods=["GET"])
     app.add_api_route("/v2.0/availability_zones", availability_zones, methods=["GET"])
+    app.add_api_route("/v2.0/service-providers", service_providers, methods=["GET"])
+    app.add_api_route("/v2.0/agents", agents, methods=["GET"])
     x = network.extras
     collection_routes(
         app, "network", "networks",
