@@ -10,9 +10,9 @@ Where the daemons run: the OVS userspace datapath (``datapath_type=netdev``, use
 ``openvswitch`` kernel module is absent) creates its bridges and internal ports as tap devices
 in the network namespace of ``ovs-vswitchd``. So the daemons run inside a network namespace of
 their own (``[network.ovn] namespace``, default ``mcloud-<8 hex digits of the directory's hash>``,
-one per data dir; created when missing, removed at stop when this supervisor created it): br-int, br-ex and every tap stay out of the host's own
-namespace. An empty ``namespace`` runs them in the caller's namespace (only for a host that is
-given to mCloud). The databases' Unix sockets are files, so mCloud itself (in the host's
+one per data dir; created when missing, removed at stop when this supervisor created it):
+br-int, br-ex and every tap stay out of the host's own namespace. An empty ``namespace`` runs
+them in the caller's namespace (only on a host given over to mCloud). The databases' Unix sockets are files, so mCloud itself (in the host's
 namespace) reaches them all the same.
 
 The chassis: one, named ``chassis`` (default: the host name, so that a port's
@@ -229,7 +229,8 @@ class DataPlane:
                     if self.run("ovsdb-tool", "needs-conversion", str(db), str(schema)).strip() == "yes":
                         self.run("ovsdb-tool", "convert", str(db), str(schema))
             r = self.root
-            for name, db, sock in (("ovsdb-nb", "nb.db", "nb"), ("ovsdb-sb", "sb.db", "sb"), ("ovsdb-ovs", "conf.db", "db")):
+            for name, db, sock in (("ovsdb-nb", "nb.db", "nb"), ("ovsdb-sb", "sb.db", "sb"),
+                                   ("ovsdb-ovs", "conf.db", "db")):
                 self._add(name, ["ovsdb-server", str(r / db), f"--remote=punix:{self._sock(sock)}",
                                  f"--pidfile={r / name}.pid", f"--unixctl={r / name}.ctl",
                                  f"--log-file={r / name}.log", "-vconsole:off"])
@@ -381,7 +382,8 @@ class DataPlane:
         while not condition():
             for daemon in self._daemons.values():
                 if daemon.proc is not None and daemon.proc.poll() is not None:
-                    raise DataPlaneError(f"{daemon.name} exited with {daemon.proc.returncode}: {self.log_tail(daemon.name)}")
+                    raise DataPlaneError(f"{daemon.name} exited with {daemon.proc.returncode}: "
+                                         f"{self.log_tail(daemon.name)}")
             if time.monotonic() > deadline:
                 raise DataPlaneError(f"timed out waiting for {what}")
             time.sleep(0.05)

@@ -128,10 +128,11 @@ class OvnDriver:
         key = row.external_ids.get("neutron:mcloud_key", "")
         if not key.startswith("lsp:"):
             return
-        if event == "update" and not hasattr(updates, "up"):
-            return
         up = bool(row.up and row.up[0])
-        if event == "create" and not up:
+        if event == "update":
+            if not hasattr(updates, "up") or bool(updates.up and updates.up[0]) == up:
+                return  # not a change of state (northd writes up=false on a port never up)
+        elif not up:
             return
         self._report(row.name, up)
 
