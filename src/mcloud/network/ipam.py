@@ -171,16 +171,30 @@ def normalize_mac(text: Any) -> str:
 # ---------------------------------------------------------------------- allocation
 
 
-async def _insert(session: AsyncSession, subnet: m.Subnet, addr: IPAddress, port_id: str) -> bool:
-    """Insert one allocation in a savepoint; False when someone else holds the address."""
+def serialized(session: AsyncSession) -> bool:
+    """SQLite: one writer at a time, so what a write transaction read stays true until it ends."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def insert_unique(session: AsyncSession, statement: Any) -> bool:
+    """Run an INSERT that a unique key may refuse; False when it did. Inside a savepoint, so the
+    transaction goes on, except on SQLite, where writers run one at a time and a refusal is
+    rare enough (a duplicate the caller asked for) to pay with a failed statement instead."""
     try:
-        async with session.begin_nested():
-            await session.execute(sa.insert(_alloc).values(
-                subnet_id=subnet.id, ip_key=key(addr), ip_address=str(addr), port_id=port_id,
-                network_id=subnet.network_id))
+        if serialized(session):
+            await session.execute(statement)
+        else:
+            async with session.begin_nested():
+                await session.execute(statement)
     except IntegrityError:
         return False
     return True
+
+
+async def _insert(session: AsyncSession, subnet: m.Subnet, addr: IPAddress, port_id: str) -> bool:
+    """Insert one allocation; False when someone else holds the address."""
+    return await insert_unique(session, sa.insert(_alloc).values(
+        subnet_id=subnet.id, ip_key=key(addr), ip_address=str(addr), port_id=port_id, network_id=subnet.network_id))
 
 
 async def allocate_specific(session: AsyncSession, subnet: m.Subnet, addr: IPAddress, port_id: str) -> str:
@@ -227,7 +241,8 @@ async def allocate_any(session: AsyncSession, subnet: m.Subnet, port_id: str) ->
     The subnet's row is locked first (PostgreSQL; SQLite serializes writers anyway), so the
     allocators of one subnet take turns and read the cursor their predecessor left; the
     unique key remains the guarantee should anything else race."""
-    await session.refresh(subnet, ["ipam_cursor"], with_for_update=True)
+    if not serialized(session):
+        await session.refresh(subnet, ["ipam_cursor"], with_for_update=True)
     pools = pools_of(subnet)
     cursor = int(subnet.ipam_cursor, 16) if subnet.ipam_cursor else None
     for _ in range(RETRIES):

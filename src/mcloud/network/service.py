@@ -326,12 +326,31 @@ class NetworkService:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction; the data-plane work queued on it runs after the commit."""
+        """A write transaction; the data-plane work queued on it runs after the commit (the views
+        of the ports it changed are taken inside it, just before the commit)."""
         queued: list[Callable[[], Awaitable[None]]] = []
         async with self.db.write() as session:
             yield session
+            views = await self._queued_port_views(session)
             queued = session.info.pop("after_commit", [])
+        if views:
+            queued.insert(0, lambda: self._ensure_port_views(views))
         await self._dataplane(queued)
+
+    async def _queued_port_views(self, session: AsyncSession) -> list[PortView]:
+        ids: dict[str, None] = session.info.pop("ensure_ports", {})
+        known: dict[str, PortView] = session.info.pop("port_views", {})
+        if not ids:
+            return []
+        await session.flush()
+        missing = [i for i in ids if i not in known]
+        if missing:
+            known.update(await self.port_views(session, missing))
+        return [known[i] for i in ids if i in known]
+
+    async def _ensure_port_views(self, views: Sequence[PortView]) -> None:
+        for view in views:
+            await self.driver.ensure_port(view)
 
     @staticmethod
     def after_commit(session: AsyncSession, call: Callable[[], Awaitable[None]]) -> None:
@@ -369,9 +388,13 @@ class NetworkService:
         ports = list((await session.execute(sa.select(m.Port).where(m.Port.id.in_(ids)))).scalars())
         return await self.port_views_of(session, ports)
 
-    async def port_views_of(self, session: AsyncSession, ports: Sequence[m.Port]) -> dict[str, PortView]:
-        ips = await self.fixed_ips(session, [p.id for p in ports])
-        extras = await self.l3.port_extras(session, list(ports))
+    async def port_facts(self, session: AsyncSession, ports: Sequence[m.Port]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(addresses, L3 extras) of ports: what both their views and their bodies are made of."""
+        return await self.fixed_ips(session, [p.id for p in ports]), await self.l3.port_extras(session, list(ports))
+
+    async def port_views_of(self, session: AsyncSession, ports: Sequence[m.Port],
+                            facts: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, PortView]:
+        ips, extras = facts or await self.port_facts(session, ports)
         out = {}
         for p in ports:
             x = extras.get(p.id)
@@ -392,16 +415,10 @@ class NetworkService:
         return out
 
     def _ensure_ports_later(self, session: AsyncSession, port_ids: Iterable[str]) -> None:
-        ids = list(port_ids)
-
-        async def ensure() -> None:
-            async with self.db.read() as read:
-                views = await self.port_views(read, ids)
-            for view in views.values():
-                await self.driver.ensure_port(view)
-
-        if ids:
-            self.after_commit(session, ensure)
+        """Hand these ports to the driver after the commit (their views are taken at its end)."""
+        queued = session.info.setdefault("ensure_ports", {})
+        for port_id in port_ids:
+            queued[port_id] = None
 
     # ------------------------------------------------------------------ shared reads
 
@@ -499,7 +516,9 @@ class NetworkService:
         return await self._row(session, m.Network, "Network", self.network_visibility(caller), network_id, for_update)
 
     async def network_target(self, session: AsyncSession, caller: Caller, net: m.Network) -> dict[str, Any]:
-        shared = net.shared or (caller.project_id is not None and net.id in await self.shared_for(session, caller, [net]))
+        # "shared" matters only to a caller who is neither the admin nor the network's owner
+        shared = net.shared or (caller.project_id not in (None, net.project_id) and not caller.is_admin
+                                and net.id in await self.shared_for(session, caller, [net]))
         return {"project_id": net.project_id, "tenant_id": net.project_id, "shared": shared,
                 "router:external": net.external, "id": net.id}
 
@@ -1295,13 +1314,21 @@ class NetworkService:
             port = await self.get_port_row(session, caller, port_id)
             return (await self.render_ports(session, caller, [port]))[0]
 
-    async def render_ports(self, session: AsyncSession, caller: Caller, rows: Sequence[m.Port]) -> list[dict[str, Any]]:
+    async def render_ports(self, session: AsyncSession, caller: Caller, rows: Sequence[m.Port],
+                           networks: Sequence[m.Network] = (), for_driver: bool = False,
+                           tagged: bool = True) -> list[dict[str, Any]]:
+        """The ports' bodies; ``for_driver`` (inside a write): also their views, for after the commit;
+        ``tagged=False``: the ports have no tags (new ones made without)."""
         ids = [p.id for p in rows]
-        ips = await self.fixed_ips(session, ids)
-        tags = await self.tags_of(session, ids)
-        extras = await self.l3.port_extras(session, list(rows))
-        domains: dict[str, str] = {}
-        for chunk in _chunks(list({p.network_id for p in rows}), 5000):
+        facts = await self.port_facts(session, rows)
+        ips, extras = facts
+        if for_driver:
+            session.info.setdefault("port_views", {}).update(await self.port_views_of(session, rows, facts))
+            self._ensure_ports_later(session, ids)
+        tags = await self.tags_of(session, ids) if tagged else {}
+        domains: dict[str, str] = {n.id: n.dns_domain for n in networks}
+        wanted = list({p.network_id for p in rows} - domains.keys())
+        for chunk in _chunks(wanted, 5000):
             domains.update(dict((await session.execute(sa.select(m.Network.id, m.Network.dns_domain).where(
                 m.Network.id.in_(chunk)))).all()))
         out = []
@@ -1344,8 +1371,9 @@ class NetworkService:
         async with self.write() as session:
             rows = [await self._create_port(session, caller, body) for body in bodies]
             await session.flush()
-            out = await self.render_ports(session, caller, rows)
-            self._ensure_ports_later(session, [p.id for p in rows])
+            networks = [await session.get(m.Network, nid) for nid in {p.network_id for p in rows}]
+            out = await self.render_ports(session, caller, rows, [n for n in networks if n is not None],
+                                          for_driver=True, tagged=any("tags" in b for b in bodies))
         return out
 
     async def _create_port(self, session: AsyncSession, caller: Caller, body: dict[str, Any]) -> m.Port:
@@ -1416,17 +1444,29 @@ class NetworkService:
         return port
 
     async def _insert_port(self, session: AsyncSession, port: m.Port, mac: Any) -> None:
-        """Insert the port with ``mac`` (409 if its network has it) or a new random MAC (retried)."""
+        """Insert the port with ``mac`` (409 if its network has it) or a new random MAC that no port
+        anywhere has. The unique key (network, MAC) decides races: on PostgreSQL the insert runs
+        in a savepoint and a generated MAC is drawn again when it lost; SQLite's writers run one
+        at a time, so what the check read still holds."""
         given = mac is not None
         if given:
             port.mac_address = ipam.normalize_mac(mac)
+        in_use = conflict("MacAddressInUse", f"Unable to complete operation for network {port.network_id}. "
+                                             f"The mac address {port.mac_address} is in use.")
         for _ in range(ipam.RETRIES):
             if not given:
                 port.mac_address = ipam.random_mac()
-                used = (await session.execute(sa.select(m.Port.id).where(m.Port.mac_address == port.mac_address)
-                                              .limit(1))).first()
-                if used is not None:
-                    continue
+            where = [m.Port.mac_address == port.mac_address]
+            if given:
+                where.append(m.Port.network_id == port.network_id)
+            if (await session.execute(sa.select(m.Port.id).where(*where).limit(1))).first() is not None:
+                if given:
+                    raise in_use
+                continue
+            if ipam.serialized(session):
+                session.add(port)
+                await session.flush()
+                return
             try:
                 async with session.begin_nested():
                     session.add(port)
@@ -1436,8 +1476,7 @@ class NetworkService:
                 if port in session:
                     session.expunge(port)
                 if given:
-                    raise conflict("MacAddressInUse", f"Unable to complete operation for network {port.network_id}. "
-                                                      f"The mac address {port.mac_address} is in use.") from None
+                    raise in_use from None
         raise conflict("MacAddressGenerationFailure",
                        f"Unable to generate unique mac on network {port.network_id}.")
 
@@ -1685,8 +1724,7 @@ class NetworkService:
             await self.l3.set_port_extras(session, port, body, False)
             port.touch()
             await session.flush()
-            out = (await self.render_ports(session, caller, [port]))[0]
-            self._ensure_ports_later(session, [port.id])
+            out = (await self.render_ports(session, caller, [port], [net], for_driver=True))[0]
         return out
 
     async def delete_port(self, caller: Caller, port_id: str) -> None:

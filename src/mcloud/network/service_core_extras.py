@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 #: Neutron's default quotas for CORE's resources (L3 adds its own through quota_defaults)
 QUOTA_DEFAULTS = {"network": 100, "subnet": 100, "port": 500, "subnetpool": -1, "rbac_policy": 10}
+#: the tables CORE counts its resources in
+USAGE_MODELS: dict[str, Any] = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "subnetpool": m.SubnetPool,
+                                "rbac_policy": m.RBACPolicy}
 RBAC_ACTIONS = {"network": ("access_as_shared", "access_as_external"), "subnetpool": ("access_as_shared",),
                 "address_scope": ("access_as_shared",)}
 #: tag collections CORE serves itself: collection -> model
@@ -737,8 +740,7 @@ class Extras:
 
     async def usage(self, session: AsyncSession, project_id: str, resource: str | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        models = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "subnetpool": m.SubnetPool,
-                  "rbac_policy": m.RBACPolicy}
+        models = USAGE_MODELS
         for name, model in models.items():
             if resource is not None and resource != name:
                 continue
@@ -749,13 +751,22 @@ class Extras:
         return counts
 
     async def check_quota(self, session: AsyncSession, project_id: str, resource: str, adding: int = 1) -> None:
-        limit = (await session.execute(sa.select(m.Quota.limit).where(
-            m.Quota.project_id == project_id, m.Quota.resource == resource))).scalar()
+        """409 OverQuota when ``adding`` more of ``resource`` would pass the project's limit (for
+        CORE's own resources the limit and the count are one round trip)."""
+        limit_q = sa.select(m.Quota.limit).where(m.Quota.project_id == project_id, m.Quota.resource == resource)
+        model = USAGE_MODELS.get(resource)
+        if model is not None:
+            count_q = sa.select(sa.func.count()).select_from(model).where(model.project_id == project_id)
+            limit, used = (await session.execute(sa.select(limit_q.scalar_subquery(),
+                                                           count_q.scalar_subquery()))).one()
+        else:
+            limit, used = (await session.execute(limit_q)).scalar(), None
         if limit is None:
             limit = self.quota_defaults().get(resource, -1)
         if limit < 0:
             return
-        used = (await self.usage(session, project_id, resource)).get(resource, 0)
+        if used is None:
+            used = (await self.usage(session, project_id, resource)).get(resource, 0)
         if used + adding > limit:
             raise over_quota(resource)
 

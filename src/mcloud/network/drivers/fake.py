@@ -82,7 +82,7 @@ class FakeDriver:
 
     def _report(self, port: PortView) -> None:
         up = port.admin_state_up and (bool(port.host_id) or port.device_owner in UP_WITHOUT_HOST)
-        if self.up.get(port.id) == up or self.port_status is None:
+        if self.up.get(port.id, False) == up or self.port_status is None:  # ports start DOWN
             self.up[port.id] = up
             return
         self.up[port.id] = up
