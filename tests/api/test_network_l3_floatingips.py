@@ -143,3 +143,17 @@ async def test_port_forwardings(w: L3World) -> None:
     neutron_error(await a.get(f"{base}/{pf['id']}"), 404)
     await a.delete(f"/floatingips/{fip['id']}", expect=204)
     await a.delete(f"/ports/{port['id']}", expect=204)
+
+
+async def test_an_external_network_goes_with_its_unassociated_floating_ips(w: L3World) -> None:
+    admin = w.admin
+    ext = await admin.network(**{"router:external": True})
+    await admin.subnet(ext["id"], cidr="172.31.250.0/24", enable_dhcp=False)
+    fip = (await admin.post("/floatingips", {"floatingip": {"floating_network_id": ext["id"]}},
+                            expect=201)).json()["floatingip"]
+    router = await admin.router(external_gateway_info={"network_id": ext["id"]})
+    neutron_error(await admin.delete(f"/networks/{ext['id']}"), 409)
+    await admin.put(f"/routers/{router['id']}", {"router": {"external_gateway_info": {}}}, expect=200)
+    await admin.delete(f"/networks/{ext['id']}", expect=204)
+    neutron_error(await admin.get(f"/floatingips/{fip['id']}"), 404)
+    await admin.delete(f"/routers/{router['id']}", expect=204)

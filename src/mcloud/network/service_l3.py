@@ -264,6 +264,12 @@ class L3Service(SecurityGroups, Routers, Qos, Trunks):
                                           "have an IP allocation from this subnet.")
 
     async def before_network_delete(self, session: AsyncSession, network: Any) -> None:
+        """An external network goes with its unassociated floating IPs (Neutron's
+        delete_disassociated_floatingips); any other L3 port on it keeps it (409)."""
+        for fip in (await session.execute(sa.select(ml.FloatingIP).where(
+                ml.FloatingIP.floating_network_id == network.id, ml.FloatingIP.fixed_port_id.is_(None),
+                ml.FloatingIP.router_id.is_(None)))).scalars():
+            await self._delete_fip(session, fip)
         if await self._l3_ports_on(session, network_id=network.id):
             raise conflict("NetworkInUse", f"Unable to complete operation on network {network.id}. There are one or "
                                            "more ports still in use on the network.")
