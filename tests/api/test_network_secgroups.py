@@ -4,13 +4,15 @@ messages), duplicates, bulk creation, ports using groups, and isolation between 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.api.network_l3_helpers import L3World, l3_world, neutron_error
+from tests.api.conftest import admin_keystone
+from tests.api.network_l3_helpers import L3Neutron, L3World, l3_world, neutron_error
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +182,15 @@ async def test_stateless_groups(w: L3World) -> None:
     await a.put(f"/security-groups/{stateless['id']}", {"security_group": {"stateful": True}}, expect=200)
     for g in (stateless, stateful):
         await a.delete(f"/security-groups/{g['id']}", expect=204)
+
+
+async def test_one_default_group_under_concurrency(w: L3World, cloud: Any) -> None:
+    """Ten first requests of a new project at once: one default group comes out."""
+    async with admin_keystone(cloud) as (ks, _admin):
+        _user, proj, token = await ks.member("member")
+        fresh = L3Neutron(ks.client, token, proj["id"])
+        answers = await asyncio.gather(*[fresh.get("/security-groups") for _ in range(10)])
+        assert {r.status_code for r in answers} == {200}
+        groups = (await fresh.get("/security-groups", expect=200)).json()["security_groups"]
+        assert [g["name"] for g in groups] == ["default"]
+        assert {r.json()["security_groups"][0]["id"] for r in answers} == {groups[0]["id"]}
