@@ -17,8 +17,7 @@ OWNER = {"tenant_id", "project_id"}
 
 #: {resource: (attributes on POST, attributes on PUT)}, as CORE's ``schemas.ATTRIBUTES``
 L3_ATTRIBUTES: dict[str, tuple[set[str], set[str]]] = {
-    "router": ({"name", "description", "admin_state_up", "external_gateway_info", "tags",
-                "availability_zone_hints", *OWNER},
+    "router": ({"name", "description", "admin_state_up", "external_gateway_info", "tags", *OWNER},
                {"name", "description", "admin_state_up", "external_gateway_info", "routes"}),
     "floatingip": ({"floating_network_id", "subnet_id", "floating_ip_address", "port_id", "fixed_ip_address",
                     "description", "tags", *OWNER},
@@ -113,16 +112,11 @@ def _range(low: int, high: int) -> Converter:
     return lambda value, name: s.to_int(value, name, low, high)
 
 
-def _az_hints(value: Any, name: str) -> list[str]:
-    return s.string_list(value, name)
-
-
 COMMON: dict[str, Converter] = {"name": _name, "description": lambda v, n: s.string(v if v is not None else "", n),
                                 "tags": lambda v, n: s.tags_list(v)}
 
 CONVERTERS: dict[str, dict[str, Converter]] = {
-    "router": {**COMMON, "admin_state_up": _bool, "external_gateway_info": _any, "routes": _any,
-               "availability_zone_hints": _az_hints},
+    "router": {**COMMON, "admin_state_up": _bool, "external_gateway_info": _any, "routes": _any},
     "floatingip": {**COMMON, "floating_network_id": _uuid, "subnet_id": _uuid_or_none,
                    "floating_ip_address": _ip_or_none, "port_id": _uuid_or_none, "fixed_ip_address": _ip_or_none},
     "port_forwarding": {"description": COMMON["description"], "external_port": _port_number,

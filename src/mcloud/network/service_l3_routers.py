@@ -414,9 +414,12 @@ class Routers:
     async def remove_router_interface(self, session: AsyncSession, caller: Caller, router_id: str,
                                       body: Any) -> dict[str, Any]:
         router = await self.router_row(session, caller, router_id, "remove_router_interface")
-        port_id, subnet_id = self._interface_info(body) if not (isinstance(body, dict) and "port_id" in body
-                                                                and "subnet_id" in body) \
-            else (body["port_id"], body["subnet_id"])
+        if isinstance(body, dict) and "port_id" in body and "subnet_id" in body:
+            # removal may name both: the port, and a subnet it must be on
+            port_id, subnet_id = self._interface_info({"port_id": body["port_id"]})[0], \
+                self._interface_info({"subnet_id": body["subnet_id"]})[1]
+        else:
+            port_id, subnet_id = self._interface_info(body)
         interfaces = await self._router_ports(session, router.id, interfaces=True)
         ips = await self.port_ips(session, interfaces)
         if port_id is not None:
@@ -590,7 +593,7 @@ class Routers:
         fip_id = new_id()
         port = await self.net.create_port_internal(
             session, project_id="", network_id=network.id,
-            fixed_ips=[wanted] if wanted else [{"subnet_id": s.id} for s in subnets][:1] if len(subnets) == 1 else None,
+            fixed_ips=[wanted] if wanted else None,
             device_owner=FLOATINGIP, device_id=fip_id, name="", admin_state_up=True)
         address = next((a for _s, a in (await self.port_ips(session, [port.id]))[port.id] if ip_version(a) == 4), None)
         if address is None:

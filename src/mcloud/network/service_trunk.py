@@ -187,8 +187,7 @@ class Trunks:
 
     async def delete_trunk(self, session: AsyncSession, caller: Caller, trunk_id: str) -> None:
         trunk = await self.trunk_row(session, caller, trunk_id, "delete_trunk")
-        parent = await get_port(session, trunk.port_id)
-        if parent is not None and getattr(parent, "host_id", "") and not trunk.admin_state_up:
+        if not trunk.admin_state_up:
             raise conflict("TrunkDisabled", f"Trunk {trunk.id} is currently disabled.")
         subs = [s.port_id for s in (await self._subports(session, [trunk.id]))[trunk.id]]
         await self._release_subports(session, trunk, subs)
