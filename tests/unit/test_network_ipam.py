@@ -150,3 +150,4 @@ async def test_an_allocation_costs_few_queries_however_full(db: Database) -> Non
     # from the start of a full range: one window read per 256 held addresses; then one read
     assert first <= 10_000 // ipam.WINDOW + 6
     assert second <= 5
+

@@ -157,7 +157,7 @@ async def caller_of(request: Request) -> Caller:
 
     def check(rule: str, target: dict[str, Any]) -> bool:
         if policy.rule(rule) is None:
-            return policy.check("admin_or_owner", creds, flatten(target))
+            return policy.check("network_admin_or_owner", creds, flatten(target))
         try:
             policy.authorize(rule, creds, target)
         except Forbidden:

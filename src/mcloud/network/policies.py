@@ -7,8 +7,8 @@ Targets carry what Neutron's do: ``project_id``/``tenant_id`` of the resource,
 ``router:external`` and ``network_device`` (so an operator's rule ``'True':%(shared)s`` works).
 
 Rule names share one namespace with the other services' (one enforcer): CORE registers no
-``default`` and no ``service_api`` (Glance's differ); an unregistered rule falls back to
-``admin_or_owner``, Neutron's default.
+``default``, ``service_api`` (Glance's differ) or ``admin_or_owner`` (Keystone's is user-based); a
+rule nobody registered falls back to ``network_admin_or_owner``, which is Neutron's default.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ CORE_RULES: dict[str, str] = {
     "context_is_admin": "role:admin",
     "admin_only": "rule:context_is_admin",
     "regular_user": "",
-    "admin_or_owner": "rule:context_is_admin or project_id:%(project_id)s",
+    # Neutron's "admin_or_owner" under a name of its own: Keystone's rule of that name is user-based
+    "network_admin_or_owner": "rule:context_is_admin or project_id:%(project_id)s",
     "admin_or_network_owner": "rule:context_is_admin or project_id:%(network:project_id)s",
     "network_owner": "project_id:%(network:project_id)s",
     "shared": "'True':%(shared)s",
