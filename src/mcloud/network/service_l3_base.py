@@ -138,6 +138,14 @@ async def subnets_of(session: AsyncSession, network_id: str) -> list[Any]:
     )).scalars())
 
 
+async def ports_by_id(session: AsyncSession, port_ids: list[str | None]) -> dict[str, Any]:
+    """{id: port row} for the given ids (one query; ids that name no port are left out)."""
+    ids = list({p for p in port_ids if p})
+    if not ids:
+        return {}
+    return {p.id: p for p in (await session.execute(sa.select(m.Port).where(m.Port.id.in_(ids)))).scalars()}
+
+
 async def get_port(session: AsyncSession, port_id: Any) -> Any | None:
     if not isinstance(port_id, str):
         return None

@@ -23,6 +23,7 @@ from mcloud.network.service_l3_base import (FLOATINGIP, ROUTER_GATEWAY, ROUTER_I
                                             Caller, Page, bad_request, bool_filter, conflict, error, get_port,
                                             get_subnet, in_cidr, int_filter, ip_version, list_page, list_query,
                                             network_external, new_id, not_found, overlaps, owner_fields, owns,
+                                            ports_by_id,
                                             paged, sort_keys, sql_filters, standard, standard_filters,
                                             standard_sort,
                                             str_filter, subnets_of)
@@ -98,11 +99,7 @@ class Routers:
                 routes[row.router_id].append({"destination": row.destination, "nexthop": row.nexthop})
         gw_ports = [r.gw_port_id for r in routers if r.gw_port_id]
         ips = await self.port_ips(session, gw_ports)
-        nets = {}
-        for port_id in gw_ports:
-            port = await get_port(session, port_id)
-            if port is not None:
-                nets[port_id] = port.network_id
+        nets = {p.id: p.network_id for p in (await ports_by_id(session, gw_ports)).values()}
         tags = await self.tags_of(session, "routers", ids)
         out = []
         for r in routers:
@@ -516,11 +513,12 @@ class Routers:
                                              .order_by(ml.PortForwarding.created_at, ml.PortForwarding.id))).scalars():
                 forwardings[pf.floatingip_id].append(pf)
         with_pf = self.has_extension("floating-ip-port-forwarding")
+        ports = await ports_by_id(session, [f.fixed_port_id for f in fips])
         out = []
         for f in fips:
             details = None
             if f.fixed_port_id:
-                port = await get_port(session, f.fixed_port_id)
+                port = ports.get(f.fixed_port_id)
                 if port is not None:
                     details = {"name": port.name, "network_id": port.network_id, "mac_address": port.mac_address,
                                "admin_state_up": port.admin_state_up, "status": port.status,

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.network import models_l3 as ml
-from mcloud.network.service_l3_base import (TRUNK_SUBPORT_OWNER, Caller, Page, bool_filter, conflict, error, get_port,
-                                            list_page, list_query, new_id, not_found, owner_fields, owns, paged,
-                                            sort_keys, standard, standard_filters, standard_sort, str_filter)
+from mcloud.network.service_l3_base import (TRUNK_SUBPORT_OWNER, Caller, Page, bool_filter, conflict, error,
+                                            get_port, list_page, list_query, new_id, not_found, owner_fields, owns,
+                                            paged, ports_by_id, sort_keys, standard, standard_filters,
+                                            standard_sort, str_filter)
 
 SEGMENTATION_TYPES = ("vlan",)
 
@@ -79,9 +80,10 @@ class Trunks:
         ids = [t.id for t in trunks]
         subs = await self._subports(session, ids)
         tags = await self.tags_of(session, "trunks", ids)
+        parents = await ports_by_id(session, [t.port_id for t in trunks])
         out = []
         for t in trunks:
-            parent = await get_port(session, t.port_id)
+            parent = parents.get(t.port_id)
             status = "ACTIVE" if parent is not None and parent.status == "ACTIVE" else "DOWN"
             out.append({"id": t.id, "name": t.name, **owner_fields(t.project_id), "admin_state_up": t.admin_state_up,
                         "status": status, "port_id": t.port_id, "sub_ports": [self.r_subport(s) for s in subs[t.id]],
@@ -248,10 +250,11 @@ class Trunks:
         details: dict[str, dict[str, Any]] = {}
         trunks = list((await session.execute(sa.select(ml.Trunk).where(ml.Trunk.port_id.in_(port_ids)))).scalars())
         all_subs = await self._subports(session, [t.id for t in trunks])
+        sub_ports = await ports_by_id(session, [s.port_id for subs in all_subs.values() for s in subs])
         for trunk in trunks:
             items = []
             for sub in all_subs[trunk.id]:
-                port = await get_port(session, sub.port_id)
+                port = sub_ports.get(sub.port_id)
                 items.append({**self.r_subport(sub), "mac_address": port.mac_address if port is not None else None})
             details[trunk.port_id] = {"trunk_id": trunk.id, "sub_ports": items}
         return subs, details
