@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import Keystone, admin_keystone
 from tests.api.network_helpers import Neutron, assert_fault
@@ -60,3 +61,14 @@ async def l3_world(cloud: Any) -> AsyncIterator[L3World]:
         n = next(_public)
         public_subnet = await admin.subnet(public["id"], cidr=f"172.{16 + n // 250}.{n % 250}.0/24")
         yield L3World(admin, public, public_subnet, await project(ks, ks.client), await project(ks, ks.client))
+
+
+def world_fixture() -> Any:
+    """A module-scoped fixture of an L3 world: ``w = world_fixture()`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    async def world(cloud: Any) -> AsyncIterator[L3World]:
+        async for made in l3_world(cloud):
+            yield made
+
+    return world

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import pytest
 
-from tests.api.network_l3_helpers import L3World, l3_world, neutron_error
+from tests.api.network_l3_helpers import L3World, neutron_error, world_fixture
 
 KEYS = ["name", "description", "admin_state_up", "external_gateway_info", "network_id", "enable_snat",
         "external_fixed_ips", "subnet_id", "ip_address", "routes", "destination", "nexthop", "port_id",
@@ -35,17 +34,13 @@ RESOURCES = ["router", "floatingip", "port_forwarding", "security_group", "secur
 bodies = st.one_of(values, objects, st.dictionaries(st.sampled_from(RESOURCES), st.one_of(objects, values),
                                                    min_size=1, max_size=2))
 
+w = world_fixture()
+
 
 def check(r: httpx.Response) -> None:
     assert r.status_code < 500, f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text}"
     if r.status_code >= 400:
         neutron_error(r, r.status_code)
-
-
-@pytest.fixture(scope="module")
-async def w(cloud: Any) -> AsyncIterator[L3World]:
-    async for world in l3_world(cloud):
-        yield world
 
 
 @pytest.fixture(scope="module")

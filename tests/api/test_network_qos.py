@@ -5,18 +5,10 @@ qos_network_policy_id), what is in use, and who may see and change what."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
-import pytest
+from tests.api.network_l3_helpers import L3World, neutron_error, world_fixture
 
-from tests.api.network_l3_helpers import L3World, l3_world, neutron_error
-
-
-@pytest.fixture(scope="module")
-async def w(cloud: Any) -> AsyncIterator[L3World]:
-    async for world in l3_world(cloud):
-        yield world
+w = world_fixture()
 
 
 async def test_policy_rules_and_bindings(w: L3World) -> None:

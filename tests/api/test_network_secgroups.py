@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from tests.api.conftest import admin_keystone
-from tests.api.network_l3_helpers import L3Neutron, L3World, l3_world, neutron_error
+from tests.api.network_l3_helpers import L3Neutron, L3World, neutron_error, world_fixture
 
-
-@pytest.fixture(scope="module")
-async def w(cloud: Any) -> AsyncIterator[L3World]:
-    async for world in l3_world(cloud):
-        yield world
+w = world_fixture()
 
 
 def rule(group_id: str, **kw: Any) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from mcloud.network import models_l3 as ml
 from mcloud.network.drivers.base import QosRules
 from mcloud.network.errors_core import NeutronError, conflict
 from mcloud.network.schemas import is_uuid
-from mcloud.network.service_l3_base import (FLOATINGIP, ROUTER_GATEWAY, ROUTER_INTERFACE_OWNERS, Caller,
-                                            check_revision, owns)
+from mcloud.network.service_l3_base import (FLOATINGIP, ROUTER_GATEWAY, ROUTER_INTERFACE_OWNERS, Caller, Page,
+                                            check_revision, list_page, list_query, owns, paged, sort_keys)
 from mcloud.network.service_l3_routers import Routers
 from mcloud.network.service_qos import Qos
 from mcloud.network.service_secgroups import SecurityGroups
@@ -95,6 +95,20 @@ class L3Service(SecurityGroups, Routers, Qos, Trunks):
             await getattr(self.net.driver, method)(*args)
 
         self.net.after_commit(session, call)
+
+    async def owned_page(self, caller: Caller, model: Any, resource: str, filters: dict[str, Any],
+                         sort_columns: dict[str, Any], params: dict[str, list[str]], limit: int | None,
+                         marker: str | None, reverse: bool, rule: str, render: Any, visible: Any = None) -> Page:
+        """One page of a project-owned L3 collection: filtered, sorted and paged in SQL, the
+        caller's own rows (or ``visible``; all for the admin), each allowed by ``rule``."""
+        query = list_query(sa.select(model), model, params, filters, resource)
+        if not caller.is_admin:
+            query = query.where(visible if visible is not None else model.project_id == caller.project_id)
+        sort = sort_keys(params, sort_columns)
+        async with self.net.db.read() as session:
+            rows, more = await paged(session, query, model.id, sort, limit, marker, reverse)
+            allowed = [r for r in rows if caller.allowed(rule, self.target(r))]
+            return list_page(rows, more, await render(session, allowed))
 
     @staticmethod
     def target(row: Any) -> dict[str, Any]:

@@ -21,12 +21,10 @@ from mcloud.network import models_l3 as ml
 from mcloud.network.drivers.base import FloatingIPView, PortForwardingView, RouterView, StaticRoute
 from mcloud.network.service_l3_base import (FLOATINGIP, ROUTER_GATEWAY, ROUTER_INTERFACE, ROUTER_INTERFACE_OWNERS,
                                             Caller, Page, bad_request, bool_filter, conflict, error, get_port,
-                                            get_subnet, in_cidr, int_filter, ip_version, list_page, list_query,
+                                            get_subnet, in_cidr, int_filter, ip_version, list_page,
                                             network_external, new_id, not_found, overlaps, owner_fields, owns,
-                                            ports_by_id,
-                                            paged, sort_keys, sql_filters, standard, standard_filters,
-                                            standard_sort,
-                                            str_filter, subnets_of)
+                                            ports_by_id, paged, sort_keys, sql_filters, standard, standard_filters,
+                                            standard_sort, str_filter, subnets_of)
 
 MAX_ROUTES = 30
 
@@ -137,14 +135,8 @@ class Routers:
 
     async def list_routers(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                            marker: str | None = None, page_reverse: bool = False) -> Page:
-        query = list_query(sa.select(ml.Router), ml.Router, params, self.router_filters(), "router")
-        if not caller.is_admin:
-            query = query.where(ml.Router.project_id == caller.project_id)
-        sort = sort_keys(params, self.ROUTER_SORT)
-        async with self.net.db.read() as session:
-            rows, more = await paged(session, query, ml.Router.id, sort, limit, marker, page_reverse)
-            visible = [r for r in rows if caller.allowed("get_router", self.target(r))]
-            return list_page(rows, more, await self.render_routers(session, visible))
+        return await self.owned_page(caller, ml.Router, "router", self.router_filters(), self.ROUTER_SORT, params,
+                                     limit, marker, page_reverse, "get_router", self.render_routers)
 
     async def get_router(self, session: AsyncSession, caller: Caller, router_id: str) -> dict[str, Any]:
         return (await self.render_routers(session, [await self.router_row(session, caller, router_id)]))[0]
@@ -544,14 +536,8 @@ class Routers:
 
     async def list_floatingips(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                                marker: str | None = None, page_reverse: bool = False) -> Page:
-        query = list_query(sa.select(ml.FloatingIP), ml.FloatingIP, params, self.fip_filters(), "floatingip")
-        if not caller.is_admin:
-            query = query.where(ml.FloatingIP.project_id == caller.project_id)
-        sort = sort_keys(params, self.FIP_SORT)
-        async with self.net.db.read() as session:
-            rows, more = await paged(session, query, ml.FloatingIP.id, sort, limit, marker, page_reverse)
-            visible = [f for f in rows if caller.allowed("get_floatingip", self.target(f))]
-            return list_page(rows, more, await self.render_fips(session, visible))
+        return await self.owned_page(caller, ml.FloatingIP, "floatingip", self.fip_filters(), self.FIP_SORT, params,
+                                     limit, marker, page_reverse, "get_floatingip", self.render_fips)
 
     async def get_floatingip(self, session: AsyncSession, caller: Caller, fip_id: str) -> dict[str, Any]:
         return (await self.render_fips(session, [await self.fip_row(session, caller, fip_id)]))[0]

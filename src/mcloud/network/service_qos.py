@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcloud.network import models as m
 from mcloud.network import models_l3 as ml
 from mcloud.network.drivers.base import QosRules
-from mcloud.network.service_l3_base import (Caller, Page, bool_filter, conflict, error, list_page, list_query,
-                                            new_id, not_found, owner_fields, paged, sort_keys, standard,
-                                            standard_filters, standard_sort, str_filter)
+from mcloud.network.service_l3_base import (Caller, Page, bool_filter, conflict, error, new_id, not_found,
+                                            owner_fields, standard, standard_filters, standard_sort, str_filter)
 
 #: the rule types mCloud has, by their collection in the URL
 RULE_COLLECTIONS = {"bandwidth_limit_rules": "bandwidth_limit", "dscp_marking_rules": "dscp_marking"}
@@ -95,14 +94,10 @@ class Qos:
     async def list_qos_policies(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                                 marker: str | None = None, page_reverse: bool = False) -> Page:
         self.require_extension("qos")
-        query = list_query(sa.select(ml.QosPolicy), ml.QosPolicy, params, self.qos_filters(), "policy")
-        if not caller.is_admin:
-            query = query.where(sa.or_(ml.QosPolicy.project_id == caller.project_id, ml.QosPolicy.shared.is_(True)))
-        sort = sort_keys(params, self.QOS_SORT)
-        async with self.net.db.read() as session:
-            rows, more = await paged(session, query, ml.QosPolicy.id, sort, limit, marker, page_reverse)
-            visible = [p for p in rows if caller.allowed("get_policy", self.target(p))]
-            return list_page(rows, more, await self.render_policies(session, visible))
+        return await self.owned_page(
+            caller, ml.QosPolicy, "policy", self.qos_filters(), self.QOS_SORT, params, limit, marker, page_reverse,
+            "get_policy", self.render_policies,
+            visible=sa.or_(ml.QosPolicy.project_id == caller.project_id, ml.QosPolicy.shared.is_(True)))
 
     async def get_qos_policy(self, session: AsyncSession, caller: Caller, policy_id: str) -> dict[str, Any]:
         return (await self.render_policies(session, [await self.qos_policy_row(session, caller, policy_id)]))[0]

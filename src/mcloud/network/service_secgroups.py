@@ -289,14 +289,8 @@ class SecurityGroups:
                                    marker: str | None = None, page_reverse: bool = False) -> Page:
         await self.ensure_default_group_for(caller, (params.get("project_id") or params.get("tenant_id")
                                                      or [caller.project_id])[0])
-        query = list_query(sa.select(ml.SecurityGroup), ml.SecurityGroup, params, self.sg_filters(), "security_group")
-        if not caller.is_admin:
-            query = query.where(ml.SecurityGroup.project_id == caller.project_id)
-        sort = sort_keys(params, self.SG_SORT)
-        async with self.net.db.read() as session:
-            rows, more = await paged(session, query, ml.SecurityGroup.id, sort, limit, marker, page_reverse)
-            visible = [g for g in rows if caller.allowed("get_security_group", self.target(g))]
-            return list_page(rows, more, await self.render_groups(session, visible))
+        return await self.owned_page(caller, ml.SecurityGroup, "security_group", self.sg_filters(), self.SG_SORT,
+                                     params, limit, marker, page_reverse, "get_security_group", self.render_groups)
 
     async def security_group_row(self, session: AsyncSession, caller: Caller, group_id: Any,
                                  for_project: str | None = None, rule: str | None = None) -> ml.SecurityGroup:

@@ -12,9 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.network import models_l3 as ml
 from mcloud.network.service_l3_base import (TRUNK_SUBPORT_OWNER, Caller, Page, bool_filter, conflict, error,
-                                            get_port, list_page, list_query, new_id, not_found, owner_fields, owns,
-                                            paged, ports_by_id, sort_keys, standard, standard_filters,
-                                            standard_sort, str_filter)
+                                            get_port, new_id, not_found, owner_fields, owns, ports_by_id, standard,
+                                            standard_filters, standard_sort, str_filter)
 
 SEGMENTATION_TYPES = ("vlan",)
 
@@ -101,17 +100,12 @@ class Trunks:
     async def list_trunks(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                           marker: str | None = None, page_reverse: bool = False) -> Page:
         self.require_extension("trunk")
-        query = list_query(sa.select(ml.Trunk), ml.Trunk, params, self.trunk_filters(), "trunk")
-        if not caller.is_admin:
-            query = query.where(ml.Trunk.project_id == caller.project_id)
-        sort = sort_keys(params, self.TRUNK_SORT)
-        async with self.net.db.read() as session:
-            rows, more = await paged(session, query, ml.Trunk.id, sort, limit, marker, page_reverse)
-            visible = [t for t in rows if caller.allowed("get_trunk", self.target(t))]
-            items = await self.render_trunks(session, visible)
-            if "status" in params:
-                items = [t for t in items if t["status"] in params["status"]]
-            return list_page(rows, more, items)
+        async def render(session: AsyncSession, trunks: list[ml.Trunk]) -> list[dict[str, Any]]:
+            items = await self.render_trunks(session, trunks)
+            return [t for t in items if "status" not in params or t["status"] in params["status"]]
+
+        return await self.owned_page(caller, ml.Trunk, "trunk", self.trunk_filters(), self.TRUNK_SORT, params, limit,
+                                     marker, page_reverse, "get_trunk", render)
 
     async def get_trunk(self, session: AsyncSession, caller: Caller, trunk_id: str) -> dict[str, Any]:
         return (await self.render_trunks(session, [await self.trunk_row(session, caller, trunk_id)]))[0]
