@@ -78,14 +78,14 @@ class Cloud:
         )
         self.identity = IdentityService(self.db, config.section("identity", IdentityConfig), config.data_dir)
         self.runtime.token_validator = identity_api.token_validator(self.identity)
-        self.runtime.policy.register(identity_policies.RULES)
+        self.runtime.policy.scoped("identity").register(identity_policies.RULES)
         self.image = ImageService(self.db, config.section("image", ImageConfig), config.data_dir, self.identity)
-        self.runtime.policy.register(image_policies.RULES)
+        self.runtime.policy.scoped("image").register(image_policies.RULES)
         self.placement = PlacementService(self.db, config.section("placement", PlacementConfig))
-        self.runtime.policy.register(placement_policies.RULES)
+        self.runtime.policy.scoped("placement").register(placement_policies.RULES)
         self.network = NetworkService(self.db, config.section("network", NetworkConfig), config.data_dir,
                                       self.identity)
-        self.runtime.policy.register(network_policies.RULES)
+        self.runtime.policy.scoped("network").register(network_policies.RULES)
         self.runtime.services = self.service_specs(self)
 
     @functools.cached_property
@@ -158,7 +158,7 @@ class Cloud:
                                             "message": "The resource could not be found."}}, status=404)
 
         index = Starlette(routes=[Route("/", root)], exception_handlers={404: not_found})
-        return ServiceDispatcher(index, {s.path: s.build(self.runtime) for s in services})
+        return ServiceDispatcher(index, {s.path: s.build(self.runtime.for_service(s.type)) for s in services})
 
     async def close(self) -> None:
         await self.network.close()

@@ -71,3 +71,34 @@ def test_bad_override_file_fails_early(tmp_path):
 def test_unregistered_rule_is_a_programming_error():
     with pytest.raises(KeyError):
         Enforcer().authorize("identity:nope", ADMIN, {})
+
+
+def test_services_keep_their_own_base_rules(tmp_path):
+    """Glance's service_api lets an admin in and Placement's does not: each service's rules
+    resolve their `rule:` references among that service's own rules."""
+    enf = Enforcer()
+    image, placement = enf.scoped("image"), enf.scoped("placement")
+    image.register({"service_api": "role:service or role:admin", "copy_image": "rule:service_api"})
+    placement.register({"service_api": "role:service", "placement:reshaper": "rule:service_api"})
+    assert image.check("copy_image", ADMIN, {})
+    assert not placement.check("placement:reshaper", ADMIN, {})
+    assert enf.scoped("image") is image and image.scoped("placement") is placement
+    with pytest.raises(KeyError):
+        placement.authorize("copy_image", ADMIN, {})  # another service's rule is not this one's
+
+
+def test_policy_file_overrides_a_name_in_every_service(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text('service_api: "role:admin"\n')
+    enf = Enforcer(path)
+    enf.scoped("image").register({"service_api": "role:service", "a": "rule:service_api"})
+    enf.scoped("placement").register({"service_api": "role:service", "b": "rule:service_api"})
+    assert enf.scoped("image").check("a", ADMIN, {}) and enf.scoped("placement").check("b", ADMIN, {})
+
+
+def test_one_service_registering_a_name_twice_differently_is_an_error():
+    enf = Enforcer().scoped("network")
+    enf.register({"admin_only": "role:admin"})
+    enf.register({"admin_only": "role:admin"})  # the same rule again is fine
+    with pytest.raises(PolicyError):
+        enf.register({"admin_only": "role:member"})

@@ -195,15 +195,33 @@ def _scope_of(creds: Mapping[str, Any]) -> str | None:
 
 
 class Enforcer:
-    """Registered default rules, overridden by the operator's policy file."""
+    """Registered default rules, overridden by the operator's policy file.
 
-    def __init__(self, policy_file: Path | None = None):
+    Each service has a namespace of its own (``scoped(name)``), because OpenStack's services
+    reuse base rule names with different meanings (Glance's ``service_api`` lets an admin in,
+    Placement's does not; every service has its own ``context_is_admin``): a ``rule:`` reference
+    resolves within the namespace of the rule that makes it. The policy file is shared: a name
+    it overrides is overridden in every namespace that has it.
+    """
+
+    def __init__(self, policy_file: Path | None = None, *, _shared: Enforcer | None = None, service: str = ""):
+        self.service = service
         self._defaults: dict[str, str] = {}
-        self._overrides: dict[str, str] = {}
         self._compiled: dict[str, Check] = {}
         self._scope_types: dict[str, tuple[str, ...]] = {}
-        if policy_file is not None and policy_file.exists():
-            self.load_overrides(policy_file)
+        self._root = _shared or self
+        if _shared is None:
+            self._overrides: dict[str, str] = {}
+            self._namespaces: dict[str, Enforcer] = {service: self}
+            if policy_file is not None and policy_file.exists():
+                self.load_overrides(policy_file)
+
+    def scoped(self, service: str) -> Enforcer:
+        """The namespace of ``service`` (made on first use), sharing this enforcer's policy file."""
+        root = self._root
+        if service not in root._namespaces:
+            root._namespaces[service] = Enforcer(_shared=root, service=service)
+        return root._namespaces[service]
 
     def load_overrides(self, path: Path) -> None:
         data = yaml.safe_load(path.read_text()) or {}
@@ -211,12 +229,19 @@ class Enforcer:
             raise PolicyError(f"{path}: a policy file maps rule names to check strings")
         for name, rule in data.items():
             parse(str(rule))  # fail early on a bad rule
-        self._overrides = {str(k): str(v) for k, v in data.items()}
-        self._compiled.clear()
+        root = self._root
+        root._overrides = {str(k): str(v) for k, v in data.items()}
+        for namespace in root._namespaces.values():
+            namespace._compiled.clear()
 
     def register(self, rules: Mapping[str, str]) -> None:
+        """Add default rules to this namespace. A name registered before with another rule is an
+        error (two parts of one service disagreeing), never a silent replacement."""
         for name, rule in rules.items():
             parse(rule)
+            if self._defaults.get(name, rule) != rule:
+                raise PolicyError(f"policy rule {name!r} of {self.service or 'the default namespace'} is "
+                                  f"registered twice with different rules: {self._defaults[name]!r} and {rule!r}")
             self._defaults[name] = rule
         self._compiled.clear()
 
@@ -226,7 +251,7 @@ class Enforcer:
         self._scope_types.update({name: tuple(kinds) for name, kinds in scope_types.items()})
 
     def rule(self, name: str) -> str | None:
-        return self._overrides.get(name, self._defaults.get(name))
+        return self._root._overrides.get(name, self._defaults.get(name))
 
     def check(self, name: str, creds: Mapping[str, Any], target: Mapping[str, Any]) -> bool:
         compiled = self._compiled.get(name)
@@ -239,7 +264,7 @@ class Enforcer:
 
     def authorize(self, name: str, creds: Mapping[str, Any], target: Mapping[str, Any] | None = None) -> None:
         """Raise 403 unless ``creds`` pass rule ``name`` for ``target``."""
-        if name not in self._defaults and name not in self._overrides:
+        if name not in self._defaults and name not in self._root._overrides:
             raise KeyError(f"policy rule {name!r} is not registered")
         kinds = self._scope_types.get(name)
         if kinds is not None and _scope_of(creds) not in kinds:

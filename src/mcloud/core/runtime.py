@@ -38,3 +38,7 @@ class Runtime:
     policy: Enforcer
     token_validator: TokenValidator | None = None
     services: list[ServiceSpec] = dataclasses.field(default_factory=list)
+
+    def for_service(self, name: str) -> Runtime:
+        """This runtime as service ``name`` sees it: its own namespace of policy rules."""
+        return dataclasses.replace(self, policy=self.policy.scoped(name))
