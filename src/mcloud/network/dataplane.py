@@ -418,15 +418,10 @@ def start_for_up(config: Any) -> DataPlane | None:
     "auto"`` (ovn where it can run, else fake, said in one log line) and, for ovn with
     ``manage`` on, start the data plane. Returns it (the caller stops it at exit), or None."""
     from mcloud.network.config import NetworkConfig
-    from mcloud.network.drivers import ovn
+    from mcloud.network.drivers import settle
 
     network = config.section("network", NetworkConfig)  # the section object the workers will read
-    if network.driver == "auto":
-        why = ovn.missing()
-        network.driver = "ovn" if why is None else "fake"
-        if why is not None:
-            log.warning("network: no OVN data plane (%s); the fake driver serves the API only", why)
-    if network.driver != "ovn":
+    if settle(network) != "ovn":
         return None
     options = OvnOptions.parse(network.ovn, config.data_dir)
     if not options.manage:

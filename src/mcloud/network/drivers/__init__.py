@@ -21,14 +21,20 @@ log = logging.getLogger(__name__)
 KNOWN = ("ovn", "fake")
 
 
-def load_driver(config: NetworkConfig, data_dir: Path) -> NetworkDriver:
-    """The configured driver; ``auto`` is ovn where it can run, else fake (said in one log line)."""
-    name = config.driver
-    if name == "auto":
+def settle(config: NetworkConfig) -> str:
+    """The driver's name, settling ``auto`` in ``config`` once: ovn where it can run, else fake,
+    said in one log line."""
+    if config.driver == "auto":
         why = importlib.import_module("mcloud.network.drivers.ovn").missing()
-        name = "ovn" if why is None else "fake"
+        config.driver = "ovn" if why is None else "fake"
         if why is not None:
             log.warning("network: no OVN data plane (%s); the fake driver serves the API only", why)
+    return config.driver
+
+
+def load_driver(config: NetworkConfig, data_dir: Path) -> NetworkDriver:
+    """The configured driver (``auto`` settled by :func:`settle`)."""
+    name = settle(config)
     if name not in KNOWN:
         raise ValueError(f"[network] driver {name!r} is unknown (known: auto, {', '.join(KNOWN)})")
     module = importlib.import_module(f"mcloud.network.drivers.{name}")
