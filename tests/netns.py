@@ -13,6 +13,7 @@ a context manager or a fixture). Nothing here touches the machine's default name
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ class Namespaces:
     def __init__(self, prefix: str = "mct"):
         self.prefix = f"{prefix}-{os.getpid()}"
         self.made: list[str] = []
+        #: helpers left running in a namespace (VLAN interfaces), ended at cleanup
+        self._daemons: list[subprocess.Popen[str]] = []
 
     def __enter__(self) -> Namespaces:
         return self
@@ -49,6 +52,9 @@ class Namespaces:
             self.made.remove(name)
 
     def cleanup(self) -> None:
+        for daemon in self._daemons:
+            self._end(daemon)
+        self._daemons.clear()
         for name in list(reversed(self.made)):
             # a udhcpc or other process started in it keeps nothing alive: kill what runs there
             pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
@@ -86,29 +92,144 @@ class Namespaces:
         """True when ``address`` stays silent to ``tries`` pings (a block, not a slow start)."""
         return not any(self.ping(name, address, wait=0.5) for _ in range(tries))
 
+    def _serve(self, name: str, code: str) -> subprocess.Popen[str]:
+        """A python ``code`` run in namespace ``name`` that prints ``ready`` once it listens, then
+        its result; returned once ready (the caller ends it with ``_result``)."""
+        server = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", code],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "ready":
+            server.kill()
+            raise RuntimeError(f"listener in {name} did not start: {server.communicate()[1].strip()}")
+        return server
+
+    @staticmethod
+    def _result(server: subprocess.Popen[str], timeout: float) -> str | None:
+        """The listener's result line, None if it has none in ``timeout`` seconds (it keeps running)."""
+        try:
+            out, _ = server.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return out.strip()
+
+    @staticmethod
+    def _end(server: subprocess.Popen[str]) -> None:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
     def udp_source(self, server: str, address: str, client: str, port: int = 9999) -> str:
         """Send one UDP datagram from namespace ``client`` to ``address``:``port``, where namespace
         ``server`` listens; returns the source address the server saw (NAT shows here)."""
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", server, sys.executable, "-c",
-             "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-             f"s.bind(({address!r},{port}))\nprint('ready',flush=True)\ns.settimeout(10)\n"
-             "print(s.recvfrom(100)[1][0],flush=True)"], stdout=subprocess.PIPE, text=True)
+        return self.udp_receive(server, address, client, port)[0]
+
+    def udp_tos(self, server: str, address: str, client: str, port: int = 9998, tos: int = 0) -> int:
+        """The IP TOS byte (DSCP << 2 | ECN) of a UDP datagram sent with ``tos`` from namespace
+        ``client`` to ``address``:``port`` as namespace ``server`` receives it (IP_RECVTOS)."""
+        return self.udp_receive(server, address, client, port, tos)[1]
+
+    def udp_receive(self, server: str, address: str, client: str, port: int, tos: int = 0) -> tuple[str, int]:
+        """(source address, TOS byte) of a datagram from ``client`` as ``server`` receives it."""
+        listener = self._serve(server, "import socket\n"
+                               "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                               "s.setsockopt(socket.IPPROTO_IP,socket.IP_RECVTOS,1)\n"
+                               f"s.bind(({address!r},{port}))\nprint('ready',flush=True)\ns.settimeout(15)\n"
+                               "_,anc,_,src=s.recvmsg(100,socket.CMSG_SPACE(1))\n"
+                               "tos=[d[0] for l,t,d in anc if l==socket.IPPROTO_IP and t==socket.IP_TOS]\n"
+                               "print(src[0],tos[0] if tos else -1,flush=True)")
         try:
-            assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
             for _ in range(5):
                 self.run(client, sys.executable, "-c", "import socket\n"
-                         f"socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b'x',({address!r},{port}))")
-                try:
-                    out, _ = listener.communicate(timeout=1)
-                    return out.strip()
-                except subprocess.TimeoutExpired:
-                    continue
+                         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                         f"s.setsockopt(socket.IPPROTO_IP,socket.IP_TOS,{tos})\n"
+                         f"s.sendto(b'x',({address!r},{port}))")
+                if (out := self._result(listener, 1)) is not None:
+                    source, received = out.split()
+                    return source, int(received)
             raise AssertionError(f"no datagram from {client} reached {address}:{port} in {server}")
         finally:
-            if listener.poll() is None:
-                listener.kill()
-                listener.wait()
+            self._end(listener)
+
+    def tcp_exchange(self, server: str, listen: str, port: int, client: str, address: str,
+                     target_port: int, timeout: float = 5) -> str:
+        """Connect from namespace ``client`` to ``address``:``target_port`` while namespace
+        ``server`` listens on ``listen``:``port``; the server answers what it read. Returns the
+        peer address the server saw (raises if no connection carries the exchange)."""
+        listener = self._serve(server, "import socket\n"
+                               "s=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               f"s.bind(({listen!r},{port}))\ns.listen(8)\nprint('ready',flush=True)\n"
+                               "s.settimeout(30)\nc,peer=s.accept()\nc.settimeout(10)\n"
+                               "c.sendall(b'echo:'+c.recv(100))\nc.close()\nprint(peer[0],flush=True)")
+        try:
+            result = self.run(client, sys.executable, "-c", "import socket,sys\n"
+                              f"c=socket.create_connection(({address!r},{target_port}),timeout={timeout})\n"
+                              "c.sendall(b'hello')\nprint(c.recv(100).decode())",
+                              check=False, timeout=timeout + 10)
+            if result.returncode != 0 or result.stdout.strip() != "echo:hello":
+                raise AssertionError(f"no TCP exchange from {client} with {address}:{target_port}: "
+                                     f"{result.stderr.strip().splitlines()[-1:] or result.stdout}")
+            peer = self._result(listener, 5)
+            assert peer, f"the listener in {server} reported no peer"
+            return peer
+        finally:
+            self._end(listener)
+
+    def tcp_refused(self, client: str, address: str, port: int, timeout: float = 2) -> bool:
+        """True when no TCP connection from ``client`` to ``address``:``port`` is made in ``timeout``."""
+        result = self.run(client, sys.executable, "-c", "import socket\n"
+                          f"socket.create_connection(({address!r},{port}),timeout={timeout})",
+                          check=False, timeout=timeout + 10)
+        return result.returncode != 0
+
+    def tcp_rate(self, server: str, address: str, client: str, seconds: float = 2.0, port: int = 5201,
+                 skip: float = 0.5) -> float:
+        """Bits per second one TCP stream carries from namespace ``client`` to ``address``:``port``
+        (namespace ``server`` receiving), over ``seconds`` after the first ``skip`` seconds (slow
+        start and a policer's initial burst left out)."""
+        listener = self._serve(server, "import socket,time,json\n"
+                               "s=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               f"s.bind(({address!r},{port}))\ns.listen(1)\nprint('ready',flush=True)\n"
+                               "s.settimeout(20)\nc,_=s.accept()\nbuf=bytearray(1<<16)\n"
+                               f"start=time.monotonic();mark=None;total=0\n"
+                               "while True:\n"
+                               "    n=c.recv_into(buf)\n"
+                               "    if not n: break\n"
+                               "    total+=n;now=time.monotonic()\n"
+                               f"    if mark is None and now-start>={skip}: mark=(now,total)\n"
+                               "print(json.dumps({'bytes':total-mark[1],'seconds':now-mark[0]}),flush=True)")
+        try:
+            self.run(client, sys.executable, "-c", "import socket,time\n"
+                     "c=socket.socket()\nc.setsockopt(socket.SOL_SOCKET,socket.SO_SNDBUF,1<<18)\n"
+                     f"c.settimeout(10)\nc.connect(({address!r},{port}))\nb=bytes(1<<16)\n"
+                     f"end=time.monotonic()+{skip + seconds}\n"
+                     "while time.monotonic()<end: c.sendall(b)\nc.close()", timeout=skip + seconds + 30)
+            out = self._result(listener, 30)
+            assert out, f"the receiver in {server} reported nothing"
+            measured = json.loads(out)
+            return measured["bytes"] * 8 / measured["seconds"]
+        finally:
+            self._end(listener)
+
+    def vlan(self, name: str, parent: str, vlan_id: int, ifname: str, mac: str) -> str:
+        """An 802.1Q sub-interface ``ifname`` of ``parent`` for ``vlan_id`` in namespace ``name``,
+        with ``mac``, up (give it an address, or ask DHCP); it lives until ``cleanup``.
+
+        The kernel here has no ``8021q`` module (nor VLAN-filtering bridges or tc VLAN actions),
+        so the sub-interface is a tap served by a small process in the namespace: what the IP
+        stack sends on the tap leaves ``parent`` with the 802.1Q tag inserted, and frames that
+        arrive on ``parent`` tagged ``vlan_id`` (the kernel hands the tag over as packet
+        auxiliary data, or leaves it in the frame) reach the tap untagged. On the wire it is
+        exactly what ``ip link add link parent type vlan id N`` would send and receive."""
+        daemon = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", _VLAN_DAEMON, parent,
+                                   ifname, str(vlan_id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._daemons.append(daemon)
+        assert daemon.stdout is not None
+        if daemon.stdout.readline().strip() != "ready":
+            self._end(daemon)
+            raise RuntimeError(f"VLAN interface {ifname} in {name} did not start: {daemon.communicate()[1].strip()}")
+        self.run(name, "ip", "link", "set", ifname, "address", mac)
+        self.run(name, "ip", "link", "set", ifname, "up")
+        return ifname
 
     def addresses(self, name: str, ifname: str, family: int = 4) -> list[str]:
         out = self.run(name, "ip", f"-{family}", "-o", "addr", "show", "dev", ifname).stdout
@@ -129,3 +250,40 @@ class Namespaces:
             if result.returncode != 0 or not lease_file.exists():
                 raise RuntimeError(f"udhcpc in {name} got no lease on {ifname}: {result.stderr.strip()}")
             return dict(line.split("=", 1) for line in lease_file.read_text().splitlines() if "=" in line)
+
+
+#: the process behind ``Namespaces.vlan``: argv parent ifname vlan_id
+_VLAN_DAEMON = """
+import fcntl, os, select, socket, struct, sys
+parent, ifname, vid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tap = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(tap, 0x400454CA, struct.pack("16sH", ifname.encode(), 0x0002 | 0x1000))  # TUNSETIFF tap, no PI
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+raw.bind((parent, 3))
+raw.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA
+tag = struct.pack("!HH", 0x8100, vid)
+print("ready", flush=True)
+while True:
+    ready, _, _ = select.select([raw, tap], [], [])
+    if tap in ready:
+        frame = os.read(tap, 65536)
+        try:
+            raw.send(frame[:12] + tag + frame[12:])
+        except OSError:
+            pass  # too big for the parent: dropped, as a real VLAN device would
+    if raw in ready:
+        frame, ancillary, _, address = raw.recvmsg(65536, socket.CMSG_SPACE(32))
+        if address[2] == socket.PACKET_OUTGOING:
+            continue
+        tci = None
+        for level, kind, data in ancillary:
+            if level == 263 and kind == 8:  # tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
+                status, _, _, _, _, vlan_tci, _ = struct.unpack("IIIHHHH", data[:20])
+                if status & 0x10:  # TP_STATUS_VLAN_VALID
+                    tci = vlan_tci
+        if tci is None and frame[12:14] == b"\\x81\\x00":
+            tci = struct.unpack("!H", frame[14:16])[0]
+            frame = frame[:12] + frame[16:]
+        if tci is not None and tci & 0xFFF == vid:
+            os.write(tap, frame)
+"""

@@ -242,6 +242,10 @@ async def test_binding_and_status_from_the_driver(w: World, cloud) -> None:
     assert shown["status"] == "DOWN" and shown["binding:vif_type"] == "unbound"
     await w["member"].delete(f"/ports/{port['id']}", expect=204)
     assert port["id"] not in cloud.network.driver.ports
+    # bound when created (as Nova creates a guest's port): a normal vnic, bound
+    made = await admin.port(net["id"], **{"binding:host_id": "compute-1"})
+    assert made["binding:vnic_type"] == "normal" and made["binding:vif_type"] == "ovs"
+    assert (await admin.get(f"/ports/{made['id']}", expect=200)).json()["port"]["binding:vif_type"] == "ovs"
 
 
 # ---------------------------------------------------------------------- lists

@@ -10,70 +10,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from mcloud import migrations
-from mcloud.app import Cloud
-from mcloud.core.config import Config
-from tests.api.network_helpers import Neutron
-from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, TEST_ENV, get_token
-from tests.harness import missing
-from tests.ovn import OvnHarness, ovn_missing
+from tests.real.ovn_stack import Stack, ovn_stack
 
 pytestmark = pytest.mark.real
 
 
-class Stack:
-    def __init__(self, ovn: OvnHarness, cloud: Cloud, neutron: Neutron):
-        self.ovn = ovn
-        self.cloud = cloud
-        self.neutron = neutron
-
-    async def port(self, network_id: str, **fields: Any) -> dict[str, Any]:
-        return await self.neutron.port(network_id, **{"binding:host_id": self.ovn.options.chassis, **fields})
-
-    async def wait_status(self, port_id: str, status: str = "ACTIVE", timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            port = (await self.neutron.get(f"/ports/{port_id}", expect=200)).json()["port"]
-            if port["status"] == status:
-                return
-            assert time.monotonic() < deadline, f"port {port_id} stayed {port['status']}, not {status}"
-            await asyncio.sleep(0.05)
-
-    async def guest(self, port: dict[str, Any], label: str = "vm") -> tuple[str, dict[str, str]]:
-        """A namespace plugged as ``port``, its address from OVN's DHCP; (namespace, lease)."""
-        ns = self.ovn.ns.add(label)
-        await asyncio.to_thread(self.ovn.host.plug_namespace, port["id"], port["mac_address"], ns)
-        await self.wait_status(port["id"])
-        lease = await asyncio.to_thread(self.ovn.ns.dhcp, ns, "eth0")
-        return ns, lease
-
-
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    if (what := ovn_missing()) is not None:
-        missing(what)
-    with OvnHarness() as ovn:
-        data_dir: Path = tmp_path_factory.mktemp("ovn-api")
-        config = Config(data_dir=data_dir, overrides={
-            "database": {"url": f"sqlite:///{data_dir / 'mcloud.db'}"},
-            "network": {"driver": "ovn", "ovn": ovn.driver_options()}},
-            environ={**TEST_ENV, "MCLOUD_SERVER_PORT": "8080"})
-        migrations.upgrade(config.database_url)
-        cloud = Cloud(config)
-        await cloud.bootstrap(ADMIN_PASSWORD, DEMO_PASSWORD)
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=cloud.app),
-                                         base_url="http://mcloud.test") as client:
-                token = await get_token(client, "admin", ADMIN_PASSWORD, project="admin")
-                yield Stack(ovn, cloud, Neutron(client, token))
-        finally:
-            await cloud.close()
+    async with ovn_stack(tmp_path_factory.mktemp("ovn-api")) as s:
+        yield s
 
 
 async def test_ports_go_active_get_dhcp_and_ping_through_the_default_group(stack: Stack) -> None:
@@ -132,11 +80,7 @@ async def test_router_floating_ip_and_snat_through_the_api(stack: Stack) -> None
     await asyncio.to_thread(stack.ovn.ns.wait_ping, ns_vm, "172.24.6.1")
     assert await asyncio.to_thread(stack.ovn.ns.udp_source, outside, "172.24.6.1", ns_vm) == gateway_ip
     # a floating IP: reachable from the outside once the group lets ICMP in
-    groups = (await n.get("/security-groups", params={"name": "default"}, expect=200)).json()["security_groups"]
-    default = next(g for g in groups if g["id"] in vm["security_groups"])
-    await n.post("/security-group-rules", {"security_group_rule": {
-        "security_group_id": default["id"], "direction": "ingress", "protocol": "icmp",
-        "remote_ip_prefix": "0.0.0.0/0"}}, expect=201)
+    await stack.allow((await stack.default_group(vm))["id"], "icmp")
     fip = (await n.post("/floatingips", {"floatingip": {"floating_network_id": public["id"], "port_id": vm["id"]}},
                         expect=201)).json()["floatingip"]
     await asyncio.to_thread(stack.ovn.ns.wait_ping, outside, fip["floating_ip_address"])

@@ -98,7 +98,7 @@ def test_port_rows() -> None:
     model = Model("c")
     model.subnet_specs(SUB)
     p = port(allowed_address_pairs=(AddressPair("10.0.0.100", "fa:16:3e:00:00:99"), AddressPair("10.0.0.0/28", "")),
-             qos=QosRules(egress_max_kbps=1000, ingress_max_kbps=2000, dscp_mark=26))
+             qos=QosRules(egress_max_kbps=1000, ingress_max_kbps=2000, ingress_max_burst_kbps=800, dscp_mark=26))
     specs = by_key(model.port_specs(p))
     lsp = specs["lsp:port1"]
     assert lsp.columns["name"] == "port1" and lsp.columns["addresses"] == ["fa:16:3e:00:00:01 10.0.0.5"]
@@ -111,8 +111,12 @@ def test_port_rows() -> None:
     assert ids["neutron:cidrs"] == "10.0.0.5/24" and ids["neutron:security_group_ids"] == SG
     assert specs[f"pg:{SG}"].create_only and specs["pg:drop"].create_only
     egress, ingress = specs["qos:port1:egress"], specs["qos:port1:ingress"]
-    assert egress.columns["direction"] == "from-lport" and egress.columns["bandwidth"] == {"rate": 1000, "burst": 1000}
+    # as Neutron's OVN driver: a burst only when the rule has one, DSCP only on egress
+    assert egress.columns["direction"] == "from-lport" and egress.columns["bandwidth"] == {"rate": 1000}
     assert egress.columns["action"] == {"dscp": 26} and ingress.columns["match"] == 'outport == "port1"'
+    assert ingress.columns["bandwidth"] == {"rate": 2000, "burst": 800} and ingress.columns["action"] == {}
+    dscp_only = by_key(model.port_specs(port(qos=QosRules(dscp_mark=10))))
+    assert dscp_only["qos:port1:egress"].columns["bandwidth"] == {} and "qos:port1:ingress" not in dscp_only
     # no port security: no groups, "unknown" addresses
     open_port = by_key(model.port_specs(port(port_security_enabled=False, security_group_ids=())))["lsp:port1"]
     assert open_port.columns["port_security"] == [] and "unknown" in open_port.columns["addresses"]

@@ -1418,7 +1418,7 @@ class NetworkService:
                       description=s.string(body.get("description", ""), "description"),
                       admin_state_up=s.to_bool(admin_state_up, "admin_state_up"), status=s.STATUS_DOWN,
                       device_id=s.string(device_id, "device_id"), device_owner=s.string(device_owner, "device_owner"),
-                      revision_number=1, profile={}, vif_details={})
+                      revision_number=1, profile={}, vif_details={}, vnic_type="normal")
         port.port_security_enabled = s.to_bool(body.get("port_security_enabled", net.port_security_enabled),
                                                "port_security_enabled")
         self._apply_port_attrs(port, body, creating=True)

@@ -62,12 +62,19 @@ class OvnDriver:
         "port-security", "allowed-address-pairs", "extra_dhcp_opt", "qos", "qos-bw-limit-direction", "trunk",
         "floating-ip-port-forwarding", "stateful-security-group",
     })
+    #: binding:vif_type of a port bound on a host (CORE copies it and ``vif_details`` into the port)
+    vif_type = "ovs"
 
     def __init__(self, options: OvnOptions):
         from mcloud.network.drivers.ovn_model import Model
         from mcloud.network.drivers.ovn_rows import OwnedIndex
 
         self.options = options
+        #: binding:vif_details as Neutron's OVN driver reports them for a normal port bound to an
+        #: OVS chassis (the ML2 plugin adds ``bound_drivers``): security groups filter the port,
+        #: plain L2 connectivity, plugged into br-int, on this chassis's datapath type
+        self.vif_details = {"port_filter": True, "connectivity": "l2", "bridge_name": "br-int",
+                            "datapath_type": options.effective_datapath(), "bound_drivers": {"0": "ovn"}}
         self.model = Model(options.chassis)
         self.index = OwnedIndex()
         #: ports with extra_dhcp_opts (their DHCP rows follow their subnet's options)

@@ -318,25 +318,29 @@ class Model:
         return refs
 
     def _qos(self, port: PortView, ls_key: str) -> list[Spec]:
+        """QoS rows of a port, as Neutron's OVN driver writes them: one per direction from the
+        guest's point of view (egress = ``from-lport`` matching ``inport``, ingress = ``to-lport``
+        matching ``outport``), a bandwidth limit (kbps; a burst only when the rule has one) and
+        DSCP marking (egress only). ovn-northd turns them into ``set_meter`` and ``ip.dscp``
+        actions; ovn-controller into OpenFlow meters, which the userspace datapath also runs."""
         qos = port.qos
         if qos is None or port.device_owner in ROUTER_INTERFACE_OWNERS or port.device_owner == ROUTER_GATEWAY_OWNER:
             return []
         specs = []
         owner = f"port:{port.id}"
         ids = {"neutron:port_id": port.id}
-        egress_bw = {"rate": qos.egress_max_kbps, "burst": qos.egress_max_burst_kbps or qos.egress_max_kbps} \
-            if qos.egress_max_kbps else {}
-        if egress_bw or qos.dscp_mark is not None:
-            specs.append(Spec("QoS", f"qos:{port.id}:egress", owner, {
-                "priority": QOS_PRIORITY, "direction": "from-lport", "match": f'inport == "{port.id}"',
-                "bandwidth": egress_bw, "action": {"dscp": qos.dscp_mark} if qos.dscp_mark is not None else {},
-                "external_ids": ids}, parents=((ls_key, "qos_rules"),)))
-        if qos.ingress_max_kbps:
-            specs.append(Spec("QoS", f"qos:{port.id}:ingress", owner, {
-                "priority": QOS_PRIORITY, "direction": "to-lport", "match": f'outport == "{port.id}"',
-                "bandwidth": {"rate": qos.ingress_max_kbps,
-                              "burst": qos.ingress_max_burst_kbps or qos.ingress_max_kbps},
-                "action": {}, "external_ids": ids}, parents=((ls_key, "qos_rules"),)))
+        for direction, rate, burst, dscp in (
+                ("egress", qos.egress_max_kbps, qos.egress_max_burst_kbps, qos.dscp_mark),
+                ("ingress", qos.ingress_max_kbps, qos.ingress_max_burst_kbps, None)):
+            bandwidth = {"rate": rate, **({"burst": burst} if burst else {})} if rate else {}
+            if not bandwidth and dscp is None:
+                continue
+            egress = direction == "egress"
+            specs.append(Spec("QoS", f"qos:{port.id}:{direction}", owner, {
+                "priority": QOS_PRIORITY, "direction": "from-lport" if egress else "to-lport",
+                "match": f'{"inport" if egress else "outport"} == "{port.id}"', "bandwidth": bandwidth,
+                "action": {"dscp": dscp} if dscp is not None else {}, "external_ids": ids},
+                parents=((ls_key, "qos_rules"),)))
         return specs
 
     # -- security groups ----------------------------------------------------------------------
