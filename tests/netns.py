@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mcloud.network.dataplane import in_netns
+
 _counter = itertools.count()
 
 
@@ -68,7 +70,7 @@ class Namespaces:
     # -- inside a namespace -----------------------------------------------------------------
 
     def run(self, name: str, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(in_netns(name, argv), capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"in {name}: {' '.join(argv)} failed ({result.returncode}): "
                                f"{result.stdout.strip()} {result.stderr.strip()}")
@@ -95,7 +97,7 @@ class Namespaces:
     def _serve(self, name: str, code: str) -> subprocess.Popen[str]:
         """A python ``code`` run in namespace ``name`` that prints ``ready`` once it listens, then
         its result; returned once ready (the caller ends it with ``_result``)."""
-        server = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", code],
+        server = subprocess.Popen(in_netns(name, [sys.executable, "-c", code]),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert server.stdout is not None
         if server.stdout.readline().strip() != "ready":
@@ -220,8 +222,8 @@ class Namespaces:
         arrive on ``parent`` tagged ``vlan_id`` (the kernel hands the tag over as packet
         auxiliary data, or leaves it in the frame) reach the tap untagged. On the wire it is
         exactly what ``ip link add link parent type vlan id N`` would send and receive."""
-        daemon = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", _VLAN_DAEMON, parent,
-                                   ifname, str(vlan_id)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        daemon = subprocess.Popen(in_netns(name, [sys.executable, "-c", _VLAN_DAEMON, parent, ifname,
+                                                   str(vlan_id)]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._daemons.append(daemon)
         assert daemon.stdout is not None
         if daemon.stdout.readline().strip() != "ready":
@@ -244,9 +246,9 @@ class Namespaces:
         with tempfile.TemporaryDirectory(prefix="mcloud-udhcpc-") as tmp:
             lease_file = Path(tmp) / "lease"
             result = subprocess.run(
-                ["ip", "netns", "exec", name, "env", f"UDHCPC_LEASE_FILE={lease_file}", udhcpc, "-i", ifname,
-                 "-n", "-q", "-f", "-t", str(int(timeout)), "-T", "1", "-O", "mtu", "-O", "staticroutes",
-                 "-s", str(script)], capture_output=True, text=True, timeout=timeout + 10)
+                in_netns(name, ["env", f"UDHCPC_LEASE_FILE={lease_file}", udhcpc, "-i", ifname,
+                                "-n", "-q", "-f", "-t", str(int(timeout)), "-T", "1", "-O", "mtu", "-O", "staticroutes",
+                                "-s", str(script)]), capture_output=True, text=True, timeout=timeout + 10)
             if result.returncode != 0 or not lease_file.exists():
                 raise RuntimeError(f"udhcpc in {name} got no lease on {ifname}: {result.stderr.strip()}")
             return dict(line.split("=", 1) for line in lease_file.read_text().splitlines() if "=" in line)

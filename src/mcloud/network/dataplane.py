@@ -36,7 +36,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,20 @@ SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 #: Unix socket paths longer than this do not fit sockaddr_un
 _SUN_PATH_MAX = 107
+
+
+#: where ``ip netns add`` keeps the handles of named network namespaces
+NETNS_DIR = "/var/run/netns"
+
+
+def in_netns(namespace: str | None, argv: Sequence[str]) -> list[str]:
+    """``argv`` run inside the named network namespace (one ``ip netns add`` made), or as it is
+    when ``namespace`` is None. nsenter enters the network namespace only; ``ip netns exec`` also
+    unshares the mount namespace to remount /sys, which fails where / is not a mount point (a
+    chroot), and nothing run here needs that /sys."""
+    if not namespace:
+        return list(argv)
+    return ["nsenter", f"--net={NETNS_DIR}/{namespace}", "--", *argv]
 
 
 def programs_missing() -> str | None:
@@ -178,7 +192,7 @@ class DataPlane:
 
     def in_namespace(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the data plane's namespace."""
-        return ["ip", "netns", "exec", self.namespace, *argv] if self.namespace else list(argv)
+        return in_netns(self.namespace, argv)
 
     # -- tools --------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 
-from mcloud.network.dataplane import DataPlane
+from mcloud.network.dataplane import DataPlane, in_netns
 
 _CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
@@ -61,8 +61,8 @@ class Host:
     # -- commands -------------------------------------------------------------------------
 
     def _run(self, argv: list[str], in_namespace: bool = False, check: bool = True) -> str:
-        if in_namespace and self.namespace:
-            argv = ["ip", "netns", "exec", self.namespace, *argv]
+        if in_namespace:
+            argv = in_netns(self.namespace, argv)
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if check and result.returncode != 0:
             raise HostError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
@@ -90,9 +90,7 @@ class Host:
             time.sleep(0.02)
 
     def _link_exists(self, name: str) -> bool:
-        argv = ["ip", "link", "show", name]
-        if self.namespace:
-            argv = ["ip", "netns", "exec", self.namespace, *argv]
+        argv = in_netns(self.namespace, ["ip", "link", "show", name])
         return subprocess.run(argv, capture_output=True).returncode == 0
 
     # -- plugging ---------------------------------------------------------------------------
@@ -150,9 +148,8 @@ class Host:
         if mtu:
             self._ip("link", "set", name, "mtu", str(mtu))
         self._ip("link", "set", name, "netns", netns)
-        inside = ["ip", "netns", "exec", netns, "ip", "link", "set", name]
-        self._run([*inside, "name", ifname])
-        self._run(["ip", "netns", "exec", netns, "ip", "link", "set", ifname, "up"])
+        self._run(in_netns(netns, ["ip", "link", "set", name, "name", ifname]))
+        self._run(in_netns(netns, ["ip", "link", "set", ifname, "up"]))
         return name
 
     def unplug(self, port_id: str) -> None:
