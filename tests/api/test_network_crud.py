@@ -45,6 +45,15 @@ async def test_extensions_list_what_works(w: World) -> None:
                           "multi-provider", "network-ip-availability", "binding-extended"}
     one = (await w["member"].get("/extensions/quotas", expect=200)).json()["extension"]
     assert one["alias"] == "quotas" and one["name"]
+    # every extension has Neutron's name and description, not its alias again (Neutron's own
+    # extensions named as their alias are the only exceptions)
+    by_alias = {x["alias"]: x for x in r.json()["extensions"]}
+    named_as_alias = {"security-group", "standard-attr-description"}
+    for alias, x in by_alias.items():
+        assert x["description"] and x["description"] != alias, x
+        assert (x["name"] != alias) or alias in named_as_alias, x
+    assert by_alias["trunk-details"]["name"] == "Trunk port details"
+    assert by_alias["qos-bw-limit-direction"]["name"] == "Direction for QoS bandwidth limit rule"
     assert_fault(await w["member"].get("/extensions/dvr"), 404)
 
 
@@ -344,7 +353,8 @@ async def test_quotas(w: World) -> None:
     assert limits["network"] == 100 and limits["port"] == 500 and limits["subnet"] == 100
     assert limits["router"] == 10 and limits["security_group"] == 10
     assert (await w.admin.get(f"/quotas/{project}/default", expect=200)).json()["quota"]["port"] == 500
-    used_before = len(await w["third"].ids("networks"))
+    # its own networks (the list also shows other projects' shared and external ones)
+    used_before = len(await w["third"].ids("networks", project_id=project))
     await w.admin.put(f"/quotas/{project}", {"quota": {"network": used_before + 1}}, expect=200)
     await w["third"].network()
     assert_fault(await w["third"].post("/networks", {"network": {}}), 409, "OverQuota")

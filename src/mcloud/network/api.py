@@ -105,8 +105,29 @@ L3_EXTENSION_NAMES: dict[str, tuple[str, str]] = {
     "security-group": ("security-group", "The security groups extension."),
     "qos": ("Quality of Service", "The Quality of Service extension."),
     "trunk": ("Trunk Extension", "Provides support for trunk ports"),
-    "floating-ip-port-forwarding": ("Floating IP Port Forwarding", "Provide a way to configure port forwarding on "
-                                                                   "Floating IP."),
+    "floating-ip-port-forwarding": ("Floating IP Port Forwarding", "Allow port forwarding from floating IP port to an "
+                                                                   "internal port"),
+    # the names and descriptions of neutron-lib's api definitions
+    "fip-port-details": ("Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
+    "qos-default": ("QoS default policy", "Expose the QoS default policy per project"),
+    "qos-rule-type-details": ("Details of QoS rule types", "Expose details about QoS rule types supported by loaded "
+                                                           "backend drivers"),
+    "qos-port-network-policy": ("QoS port network policy ID", "Adds a the QoS network ID to the port definition"),
+    "qos-bw-limit-direction": ("Direction for QoS bandwidth limit rule", "Allow to configure QoS bandwidth limit rule "
+                                                                         "with specific direction: ingress or egress"),
+    "trunk-details": ("Trunk port details", "Expose trunk port details"),
+    "expose-port-forwarding-in-fip": ("Expose Floating IP port forwardings", "Expose port forwarding fields in "
+                                                                             "floating IP response"),
+    "floating-ip-port-forwarding-description": ("Floating IP Port Forwarding new attribute description",
+                                                "Add a description field to Port Forwarding rules"),
+    "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
+    "security-groups-normalized-cidr": ("Normalized CIDR field for security group rules", "Add new field with "
+                                                                                          "normalized "
+                                                                                          "remote_ip_prefix cidr in "
+                                                                                          "SG rule"),
+    "security-groups-rules-belongs-to-default-sg": ("Security group rule belongs to the project's default security "
+                                                    "group", "Flag to determine if the security group rule belongs "
+                                                             "to the project's default security group"),
 }
 #: the resources GET /v2.0/ names
 RESOURCES = [("subnet", "subnets"), ("network", "networks"), ("port", "ports"), ("subnetpool", "subnetpools"),

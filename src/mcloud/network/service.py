@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import ipaddress
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,56 @@ def new_id() -> str:
 
 def iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.replace(microsecond=0).isoformat() + "Z"
+
+
+def stamp(value: datetime | str | None) -> str | None:
+    """A timestamp as Neutron renders it (whole seconds, ``Z``), from a datetime or from the text
+    SQLite stores ("2026-11-24 16:55:09.000000", read raw by ``raw_time`` columns)."""
+    if value.__class__ is str:
+        return f"{value[:10]}T{value[11:19]}Z"  # type: ignore[index]
+    return iso(value)  # type: ignore[arg-type]
+
+
+def raw_time(column: Any) -> Any:
+    """A timestamp column read without parsing it into a datetime (SQLite's text; PostgreSQL's
+    driver still gives a datetime): ``stamp`` renders both."""
+    return sa.type_coerce(column, sa.String).label(column.key)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a large answer made of acyclic dicts and lists is
+    built (it would walk the whole heap again and again, for nothing: reference counting frees
+    them), back on after (unless it was off already)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def raw_json(column: Any) -> Any:
+    """A JSON column read as its text (both drivers give text): ``parsed`` makes the value."""
+    return sa.type_coerce(column, sa.String).label(column.key)
+
+
+def parsed(value: Any) -> Any:
+    """The value of a ``raw_json`` column (or the value itself, from an ORM object); the empty
+    list and object most rows hold without a parser."""
+    if value.__class__ is not str:
+        return value
+    return [] if value == "[]" else {} if value == "{}" else json.loads(value)
+
+
+_port = m.Port.__table__.c
+#: the columns a port's body is made of, in the order ``render_ports`` unpacks them
+PORT_COLUMNS = (_port.id, _port.name, _port.network_id, _port.project_id, _port.mac_address, _port.admin_state_up,
+                _port.status, _port.device_id, _port.device_owner, raw_json(_port.allowed_address_pairs),
+                raw_json(_port.extra_dhcp_opts), _port.port_security_enabled, _port.vnic_type,
+                raw_json(_port.profile), _port.host_id, _port.vif_type, raw_json(_port.vif_details), _port.dns_name,
+                _port.description, raw_time(_port.created_at), raw_time(_port.updated_at), _port.revision_number)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,18 +249,18 @@ def sort_keys(params: dict[str, list[str]], columns: dict[str, Any]) -> list[Sor
     return out
 
 
-async def paged(session: AsyncSession, query: sa.Select[Any], id_column: Any, sort: list[SortKey],
-                limit: int | None, marker: str | None, page_reverse: bool,
-                as_objects: bool = True) -> tuple[list[Any], bool]:
-    """Rows of ``query`` in (sort keys, id) order after ``marker`` (before it with page_reverse),
-    at most ``limit``; and whether more rows follow. ``as_objects=False``: plain rows (a query
-    of a table's columns), which cost a fraction of ORM objects to load."""
+async def page_query(session: AsyncSession, query: sa.Select[Any], id_column: Any, sort: list[SortKey],
+                     limit: int | None, marker: str | None, page_reverse: bool) -> sa.Select[Any]:
+    """``query`` narrowed to one page: in (sort keys, id) order after ``marker`` (before it with
+    page_reverse), ``limit`` + 1 rows (the one more says whether more follow). Sorted by id
+    alone (the default), the marker is the key itself; other sort keys read the marker's values
+    first (a marker that names no row the caller sees starts from the beginning)."""
     keys = [*sort, SortKey(id_column, sort[-1].descending if sort else False)]
     if page_reverse:
         keys = [SortKey(k.column, not k.descending) for k in keys]
     if marker is not None:
-        values = (await session.execute(query.with_only_columns(*(k.column for k in keys))
-                                        .where(id_column == marker))).first()
+        values: Any = (marker,) if len(keys) == 1 else (await session.execute(
+            query.with_only_columns(*(k.column for k in keys)).where(id_column == marker))).first()
         if values is not None:
             clauses = []
             for i, k in enumerate(keys):
@@ -219,14 +271,63 @@ async def paged(session: AsyncSession, query: sa.Select[Any], id_column: Any, so
     query = query.order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
     if limit is not None:
         query = query.limit(limit + 1)
-    result = await session.execute(query)
-    rows = list(result.scalars() if as_objects else result.all())
+    return query
+
+
+def page_rows(rows: list[Any], limit: int | None, page_reverse: bool) -> tuple[list[Any], bool]:
+    """The page's rows (in order) from what ``page_query`` read, and whether more follow."""
     more = limit is not None and len(rows) > limit
     if more:
         rows = rows[:limit]
     if page_reverse:
         rows.reverse()
     return rows, more
+
+
+async def paged(session: AsyncSession, query: sa.Select[Any], id_column: Any, sort: list[SortKey],
+                limit: int | None, marker: str | None, page_reverse: bool,
+                as_objects: bool = True) -> tuple[list[Any], bool]:
+    """Rows of ``query`` in (sort keys, id) order after ``marker`` (before it with page_reverse),
+    at most ``limit``; and whether more rows follow. ``as_objects=False``: plain rows (a query
+    of a table's columns), which cost a fraction of ORM objects to load."""
+    result = await session.execute(await page_query(session, query, id_column, sort, limit, marker, page_reverse))
+    return page_rows(list(result.scalars() if as_objects else result.all()), limit, page_reverse)
+
+
+#: up to this many ids, related facts are read with the ids as bound values; a bigger page
+#: names its rows by its own query instead (never thousands of bound values)
+INLINE_IDS = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Ids:
+    """The rows whose related facts (addresses, tags, L3 extras) are read: ``ids``, which
+    ``query`` (a SELECT of one id column, or None) selects too. ``where(column)`` is the
+    condition on a related table's id column: ``IN`` the bound ids for a small set, ``IN`` the
+    query for a large one."""
+
+    ids: Sequence[str]
+    query: Any = None
+
+    def where(self, column: Any) -> Any:
+        if self.query is None or len(self.ids) <= INLINE_IDS:
+            return column.in_(list(self.ids))
+        return column.in_(self.query)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def chunks(self) -> Iterable[Ids]:
+        """Itself, or (ids without a query) pieces of at most 5,000 bound values."""
+        if self.query is not None or len(self.ids) <= 5000:
+            yield self
+            return
+        for chunk in _chunks(self.ids, 5000):
+            yield Ids(chunk)
+
+
+def ids_of(ids: Sequence[str] | Ids) -> Ids:
+    return ids if isinstance(ids, Ids) else Ids(list(ids))
 
 
 # ---------------------------------------------------------------------- the service
@@ -308,7 +409,8 @@ class NetworkService:
             subnets = list((await session.execute(sa.select(m.Subnet))).scalars())
             mtu = {n.id: n.mtu for n in networks}
             ports = list((await session.execute(sa.select(m.Port))).scalars())
-            port_views = await self.port_views_of(session, ports)
+            port_views = await self.port_views_of(session, ports, await self.port_facts(
+                session, ports, Ids([p.id for p in ports], sa.select(m.Port.id))))
             l3 = await self.l3.desired_state(session)
         return DesiredState(
             networks=tuple(net_views[n.id] for n in networks),
@@ -385,19 +487,27 @@ class NetworkService:
         return out
 
     async def port_views(self, session: AsyncSession, port_ids: Iterable[str]) -> dict[str, PortView]:
-        ids = list(port_ids)
-        if not ids:
-            return {}
-        ports = list((await session.execute(sa.select(m.Port).where(m.Port.id.in_(ids)))).scalars())
-        return await self.port_views_of(session, ports)
+        ids = list(dict.fromkeys(port_ids))
+        out: dict[str, PortView] = {}
+        for chunk in _chunks(ids, INLINE_IDS):
+            ports = list((await session.execute(sa.select(m.Port).where(m.Port.id.in_(chunk)))).scalars())
+            out.update(await self.port_views_of(session, ports))
+        return out
 
-    async def port_facts(self, session: AsyncSession, ports: Sequence[m.Port]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(addresses, L3 extras) of ports: what both their views and their bodies are made of."""
-        return await self.fixed_ips(session, [p.id for p in ports]), await self.l3.port_extras(session, list(ports))
+    async def port_facts(self, session: AsyncSession, ports: Sequence[Any],
+                         ids: Ids | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(addresses, L3 extras) of ports: what both their views and their bodies are made of.
+        ``ids``: which rows to read them for (default: the ports' ids)."""
+        ids = ids or Ids([p.id for p in ports])
+        return await self.fixed_ips(session, ids), await self.l3.port_extras(session, list(ports), ids)
 
     async def port_views_of(self, session: AsyncSession, ports: Sequence[m.Port],
                             facts: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, PortView]:
-        ips, extras = facts or await self.port_facts(session, ports)
+        return self.port_views_of_facts(ports, facts or await self.port_facts(session, ports))
+
+    @staticmethod
+    def port_views_of_facts(ports: Sequence[m.Port], facts: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, PortView]:
+        ips, extras = facts
         out = {}
         for p in ports:
             x = extras.get(p.id)
@@ -425,20 +535,25 @@ class NetworkService:
 
     # ------------------------------------------------------------------ shared reads
 
-    async def fixed_ips(self, session: AsyncSession, port_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    async def fixed_ips(self, session: AsyncSession, port_ids: Sequence[str] | Ids) -> dict[str, list[tuple[str, str]]]:
         """{port id: [(subnet id, address), ...]} in address order (IPv4 first)."""
+        ids = ids_of(port_ids)
         out: dict[str, list[tuple[str, str]]] = {}
-        if not port_ids:
+        if not ids:
             return out
         a = m.IPAllocation.__table__
-        for chunk in _chunks(port_ids, 5000):
-            rows = await session.execute(sa.select(a.c.port_id, a.c.subnet_id, a.c.ip_address, a.c.ip_key)
-                                         .where(a.c.port_id.in_(chunk)))
-            for port_id, subnet_id, ip, k in rows:
-                out.setdefault(port_id, []).append((subnet_id, ip, k))  # type: ignore[arg-type]
-        for port_id, items in out.items():
-            items.sort(key=lambda x: (":" in x[1], x[2]))  # type: ignore[index]
-            out[port_id] = [(x[0], x[1]) for x in items]
+        several = set()
+        for chunk in ids.chunks():
+            for port_id, subnet_id, ip in await session.execute(
+                    sa.select(a.c.port_id, a.c.subnet_id, a.c.ip_address).where(chunk.where(a.c.port_id))):
+                have = out.get(port_id)
+                if have is None:
+                    out[port_id] = [(subnet_id, ip)]
+                else:
+                    have.append((subnet_id, ip))
+                    several.add(port_id)
+        for port_id in several:
+            out[port_id] = ordered_ips(out[port_id])
         return out
 
     async def primary_segments(self, session: AsyncSession, network_ids: Sequence[str]) -> dict[str, m.Segment]:
@@ -450,14 +565,15 @@ class NetworkService:
                 out[seg.network_id] = seg
         return out
 
-    async def tags_of(self, session: AsyncSession, ids: Sequence[str]) -> dict[str, list[str]]:
+    async def tags_of(self, session: AsyncSession, ids: Sequence[str] | Ids) -> dict[str, list[str]]:
         """{resource id: sorted tags} (L3 renders its resources' tags with this too)."""
         out: dict[str, list[str]] = {}
-        if not ids:
+        which = ids_of(ids)
+        if not which:
             return out
         t = m.Tag.__table__
-        for chunk in _chunks(ids, 5000):
-            for rid, tag in await session.execute(sa.select(t.c.resource_id, t.c.tag).where(t.c.resource_id.in_(chunk))):
+        for chunk in which.chunks():
+            for rid, tag in await session.execute(sa.select(t.c.resource_id, t.c.tag).where(chunk.where(t.c.resource_id))):
                 out.setdefault(rid, []).append(tag)
         for v in out.values():
             v.sort()
@@ -526,17 +642,21 @@ class NetworkService:
                 "router:external": net.external, "id": net.id}
 
     async def _list(self, model: Any, visibility: Any, filters: dict[str, FilterFn], sort_columns: dict[str, Any],
-                    render: Callable[[AsyncSession, list[Any]], Awaitable[list[dict[str, Any]]]],
-                    params: dict[str, list[str]], limit: int | None, marker: str | None, page_reverse: bool) -> Page:
-        """One page of ``model`` the caller sees: filters and tags in SQL, sorted, rendered."""
+                    render: Callable[[AsyncSession, list[Any], Ids], Awaitable[list[dict[str, Any]]]],
+                    params: dict[str, list[str]], limit: int | None, marker: str | None, page_reverse: bool,
+                    columns: Sequence[Any] | None = None) -> Page:
+        """One page of ``model`` the caller sees: filters and tags in SQL, sorted, rendered.
+        ``render`` gets the plain rows (``columns``, default all the table's, in that order) and
+        the page's ``Ids`` for reading related facts (by the page's own query when it is big)."""
         conditions = sql_filters(params, filters, model.__tablename__) + tag_conditions(model.id, params)
         sort = sort_keys(params, sort_columns)
+        id_column = model.__table__.c.id
         async with self.db.read() as session:
             # read-only rows, rendered by attribute as the ORM objects would be
-            q = sa.select(*model.__table__.c).where(visibility, *conditions)
-            rows, more = await paged(session, q, model.__table__.c.id, sort, limit, marker, page_reverse,
-                                     as_objects=False)
-            items = await render(session, rows)
+            q = sa.select(*(columns if columns is not None else model.__table__.c)).where(visibility, *conditions)
+            q = await page_query(session, q, id_column, sort, limit, marker, page_reverse)
+            rows, more = page_rows(list((await session.execute(q)).all()), limit, page_reverse)
+            items = await render(session, rows, Ids([r.id for r in rows], q.with_only_columns(id_column)))
         return Page(items, more, rows[0].id if rows else None, rows[-1].id if rows else None)
 
     async def _row(self, session: AsyncSession, model: Any, kind: str, visibility: Any, row_id: Any,
@@ -606,7 +726,8 @@ class NetworkService:
     async def list_networks(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                             marker: str | None = None, page_reverse: bool = False) -> Page:
         return await self._list(m.Network, self.network_visibility(caller), self._network_filters(caller), self.NETWORK_SORT,
-                                lambda session, rows: self.render_networks(session, caller, rows), params, limit, marker, page_reverse)
+                                lambda session, rows, ids: self.render_networks(session, caller, rows, ids), params, limit,
+                                marker, page_reverse)
 
     async def show_network(self, caller: Caller, network_id: str) -> dict[str, Any]:
         async with self.db.read() as session:
@@ -614,20 +735,21 @@ class NetworkService:
             return (await self.render_networks(session, caller, [net]))[0]
 
     async def render_networks(self, session: AsyncSession, caller: Caller,
-                              nets: Sequence[m.Network]) -> list[dict[str, Any]]:
+                              nets: Sequence[m.Network], which: Ids | None = None) -> list[dict[str, Any]]:
         ids = [n.id for n in nets]
+        which = which or Ids(ids)
         subnets: dict[str, list[str]] = {}
         scopes: dict[str, dict[int, str | None]] = {}
-        for chunk in _chunks(ids, 5000):
+        for chunk in which.chunks():
             q = (sa.select(m.Subnet.network_id, m.Subnet.id, m.Subnet.ip_version, m.SubnetPool.address_scope_id)
                  .outerjoin(m.SubnetPool, m.SubnetPool.id == m.Subnet.subnetpool_id)
-                 .where(m.Subnet.network_id.in_(chunk)).order_by(m.Subnet.created_at, m.Subnet.id))
+                 .where(chunk.where(m.Subnet.network_id)).order_by(m.Subnet.created_at, m.Subnet.id))
             for net_id, sub_id, version, scope in await session.execute(q):
                 subnets.setdefault(net_id, []).append(sub_id)
                 if scope:
                     scopes.setdefault(net_id, {})[version] = scope
         segments = await self.primary_segments(session, ids)
-        tags = await self.tags_of(session, ids)
+        tags = await self.tags_of(session, which)
         shared = await self.shared_for(session, caller, nets)
         extras = await self.l3.network_extras(session, list(nets))
         out = []
@@ -963,8 +1085,9 @@ class NetworkService:
         async with self.db.read() as session:
             return (await self.render_subnets(session, [await self.get_subnet_row(session, caller, subnet_id)]))[0]
 
-    async def render_subnets(self, session: AsyncSession, rows: Sequence[m.Subnet]) -> list[dict[str, Any]]:
-        tags = await self.tags_of(session, [x.id for x in rows])
+    async def render_subnets(self, session: AsyncSession, rows: Sequence[m.Subnet],
+                             which: Ids | None = None) -> list[dict[str, Any]]:
+        tags = await self.tags_of(session, which or [x.id for x in rows])
         return [{
             "id": x.id, "name": x.name, "tenant_id": x.project_id, "project_id": x.project_id,
             "network_id": x.network_id, "ip_version": x.ip_version, "subnetpool_id": x.subnetpool_id,
@@ -1307,8 +1430,8 @@ class NetworkService:
     async def list_ports(self, caller: Caller, params: dict[str, list[str]], limit: int | None = None,
                          marker: str | None = None, page_reverse: bool = False) -> Page:
         return await self._list(m.Port, self.port_visibility(caller), self._port_filters(), self.PORT_SORT,
-                                lambda session, rows: self.render_ports(session, caller, rows), params, limit,
-                                marker, page_reverse)
+                                lambda session, rows, ids: self.render_ports(session, caller, rows, which=ids),
+                                params, limit, marker, page_reverse, columns=PORT_COLUMNS)
 
     async def get_port_row(self, session: AsyncSession, caller: Caller, port_id: Any,
                            for_update: bool = False) -> m.Port:
@@ -1319,42 +1442,72 @@ class NetworkService:
             port = await self.get_port_row(session, caller, port_id)
             return (await self.render_ports(session, caller, [port]))[0]
 
-    async def render_ports(self, session: AsyncSession, caller: Caller, rows: Sequence[m.Port],
-                           for_driver: bool = False,
-                           tagged: bool = True) -> list[dict[str, Any]]:
-        """The ports' bodies; ``for_driver`` (inside a write): also their views, for after the commit;
-        ``tagged=False``: the ports have no tags (new ones made without)."""
-        ids = [p.id for p in rows]
-        facts = await self.port_facts(session, rows)
+    async def render_ports(self, session: AsyncSession, caller: Caller, rows: Sequence[Any],
+                           for_driver: bool = False, tagged: bool = True, which: Ids | None = None,
+                           fresh: bool = False) -> list[dict[str, Any]]:
+        """The ports' bodies. ``rows``: ORM ports, or plain rows of ``PORT_COLUMNS`` (a list);
+        ``which``: the rows' ``Ids`` (a list's page); ``for_driver`` (inside a write): also their
+        views, for after the commit; ``tagged=False``: the ports have no tags (new ones made
+        without); ``fresh``: ports this transaction has just made, whose addresses and L3 extras
+        were kept as they were made (nothing to read back)."""
+        if not rows:
+            return []
+        which = which or Ids([p.id for p in rows])
+        facts = self._fresh_facts(session, rows) if fresh else None
+        if facts is None:
+            facts = await self.port_facts(session, rows, which)
         ips, extras = facts
         if for_driver:
-            session.info.setdefault("port_views", {}).update(await self.port_views_of(session, rows, facts))
-            self._ensure_ports_later(session, ids)
-        tags = await self.tags_of(session, ids) if tagged else {}
-        domain = self.config.dns_domain
+            session.info.setdefault("port_views", {}).update(self.port_views_of_facts(rows, facts))
+            self._ensure_ports_later(session, which.ids)
+        tags = await self.tags_of(session, which) if tagged else {}
+        if isinstance(rows[0], m.Port):  # live ORM state: the body gets copies of its containers
+            rows = [(p.id, p.name, p.network_id, p.project_id, p.mac_address, p.admin_state_up, p.status, p.device_id,
+                     p.device_owner, [dict(x) for x in p.allowed_address_pairs], [dict(x) for x in p.extra_dhcp_opts],
+                     p.port_security_enabled, p.vnic_type, dict(p.profile or {}), p.host_id, p.vif_type,
+                     dict(p.vif_details or {}), p.dns_name, p.description, p.created_at, p.updated_at,
+                     p.revision_number) for p in rows]
+        domain = "." + self.config.dns_domain
         out = []
-        for p in rows:
-            fixed = [{"subnet_id": sub, "ip_address": ip} for sub, ip in ips.get(p.id, ())]
-            item = {
-                "id": p.id, "name": p.name, "network_id": p.network_id, "tenant_id": p.project_id,
-                "project_id": p.project_id, "mac_address": p.mac_address, "admin_state_up": p.admin_state_up,
-                "status": p.status, "device_id": p.device_id, "device_owner": p.device_owner, "fixed_ips": fixed,
-                "allowed_address_pairs": [dict(x) for x in p.allowed_address_pairs],
-                "extra_dhcp_opts": [dict(x) for x in p.extra_dhcp_opts],
-                "port_security_enabled": p.port_security_enabled,
-                "binding:vnic_type": p.vnic_type, "binding:profile": dict(p.profile or {}),
-                "binding:host_id": p.host_id, "binding:vif_type": p.vif_type,
-                "binding:vif_details": dict(p.vif_details or {}),
-                "dns_name": p.dns_name, "dns_assignment": dns_assignment(p.dns_name, fixed, domain),
-                "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
-                "tags": tags.get(p.id, []), **standard(p),
-                "security_groups": [], "qos_policy_id": None, "qos_network_policy_id": None,
-            }
-            x = extras.get(p.id)
-            if x is not None:
-                item.update(x.fields())
-            out.append(item)
+        append = out.append
+        with gc_paused():  # thousands of acyclic dicts: nothing for the cyclic collector to find
+            for (pid, name, network_id, project, mac, up, status, device_id, owner, pairs, opts, port_security, vnic,
+                 profile, host, vif_type, vif_details, dns_name, description, created, updated, revision) in rows:
+                fixed = []
+                assignment = []
+                for sub, ip in ips.get(pid, ()):
+                    fixed.append({"subnet_id": sub, "ip_address": ip})
+                    hostname = dns_name or "host-" + ip.replace(".", "-").replace(":", "-")
+                    assignment.append({"ip_address": ip, "hostname": hostname, "fqdn": hostname + domain})
+                item = {
+                    "id": pid, "name": name, "network_id": network_id, "tenant_id": project, "project_id": project,
+                    "mac_address": mac, "admin_state_up": up, "status": status, "device_id": device_id,
+                    "device_owner": owner, "fixed_ips": fixed, "allowed_address_pairs": parsed(pairs),
+                    "extra_dhcp_opts": parsed(opts), "port_security_enabled": port_security, "binding:vnic_type": vnic,
+                    "binding:profile": parsed(profile) or {}, "binding:host_id": host, "binding:vif_type": vif_type,
+                    "binding:vif_details": parsed(vif_details) or {},
+                    "dns_name": dns_name, "dns_assignment": assignment, "ip_allocation": "immediate",
+                    "propagate_uplink_status": False, "resource_request": None, "tags": tags.get(pid) or [],
+                    "description": description or "", "created_at": stamp(created), "updated_at": stamp(updated),
+                    "revision_number": revision,
+                }
+                x = extras.get(pid)
+                if x is None:
+                    item["security_groups"] = []
+                    item["qos_policy_id"] = item["qos_network_policy_id"] = None
+                else:
+                    item.update(x.fields())
+                append(item)
         return out
+
+    def _fresh_facts(self, session: AsyncSession, rows: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The addresses and L3 extras ``create_port_internal`` kept for the ports it just made
+        (None if it did not keep them for all of ``rows``)."""
+        ips = session.info.get("new_port_ips", {})
+        extras = session.info.get("new_port_extras", {})
+        if not all(p.id in ips and p.id in extras for p in rows):
+            return None
+        return {p.id: ips[p.id] for p in rows}, {p.id: extras[p.id] for p in rows}
 
     def port_target(self, port: m.Port | None, net: m.Network, shared: bool, project: str,
                     device_owner: str = "") -> dict[str, Any]:
@@ -1368,7 +1521,7 @@ class NetworkService:
             rows = [await self._create_port(session, caller, body) for body in bodies]
             await session.flush()
             out = await self.render_ports(session, caller, rows, for_driver=True,
-                                          tagged=any("tags" in b for b in bodies))
+                                          tagged=any("tags" in b for b in bodies), fresh=True)
         return out
 
     async def _create_port(self, session: AsyncSession, caller: Caller, body: dict[str, Any]) -> m.Port:
@@ -1428,7 +1581,9 @@ class NetworkService:
         if port.allowed_address_pairs:  # a pair without a MAC takes the port's
             port.allowed_address_pairs = [{**a, "mac_address": a["mac_address"] or port.mac_address}
                                           for a in port.allowed_address_pairs]
-        await self._assign_ips(session, port, net, fixed_ips, creating=True)
+        made = await self._assign_ips(session, port, net, fixed_ips, creating=True)
+        # what the body and the view of the new port show, kept rather than read back
+        session.info.setdefault("new_port_ips", {})[port.id] = ordered_ips(made)
         if port.allowed_address_pairs and not port.port_security_enabled:
             raise conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have "
                                                                  "allowed address pairs on a port.")
@@ -1578,36 +1733,40 @@ class NetworkService:
                                                                           "connectivity": "l2"}))
 
     async def _assign_ips(self, session: AsyncSession, port: m.Port, net: m.Network,
-                          requested: Any, creating: bool) -> None:
+                          requested: Any, creating: bool) -> list[tuple[str, str]]:
         """Give the port the addresses asked for (or Neutron's default: one IPv4 and one stateful IPv6
-        address, and one address on every SLAAC subnet), replacing what it had on update."""
+        address, and one address on every SLAAC subnet), replacing what it had on update. Returns
+        the (subnet id, address) pairs it allocated."""
         subnets = list((await session.execute(sa.select(m.Subnet).where(m.Subnet.network_id == net.id)
                                               .order_by(m.Subnet.created_at, m.Subnet.id))).scalars())
         by_id = {x.id: x for x in subnets}
         a = m.IPAllocation.__table__
         router = port.device_owner in ROUTER_OWNERS
+        made: list[tuple[str, str]] = []
         if requested is None:
             if not creating:
-                return
+                return made
             chosen_v4 = chosen_v6 = False
             for subnet in subnets:
                 if subnet.service_types and port.device_owner not in subnet.service_types:
                     continue
                 if ipam.is_auto_address(subnet):
                     if not router:
-                        await ipam.allocate_specific(session, subnet, ipam.eui64(ipaddress.ip_network(subnet.cidr),
-                                                                                 port.mac_address), port.id)
+                        made.append((subnet.id, await ipam.allocate_specific(
+                            session, subnet, ipam.eui64(ipaddress.ip_network(subnet.cidr), port.mac_address), port.id)))
                     continue
                 if (subnet.ip_version == 4 and chosen_v4) or (subnet.ip_version == 6 and chosen_v6):
                     continue
-                if await ipam.allocate_any(session, subnet, port.id) is not None:
+                got = await ipam.allocate_any(session, subnet, port.id)
+                if got is not None:
+                    made.append((subnet.id, got))
                     if subnet.ip_version == 4:
                         chosen_v4 = True
                     else:
                         chosen_v6 = True
             if subnets and not (chosen_v4 or chosen_v6) and not any(ipam.is_auto_address(x) for x in subnets):
                 raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net.id}.")
-            return
+            return made
         items = s.dict_list(requested, "fixed_ips", ("subnet_id", "ip_address"))
         if len(items) > self.config.max_fixed_ips_per_port:
             raise bad_request("Exceeded maximum amount of fixed ips per port.", "InvalidInput")
@@ -1646,8 +1805,8 @@ class NetworkService:
             wanted.append((subnet, addr))
         if len({(x.id, str(ad)) for x, ad in wanted if ad is not None}) != len([1 for _, ad in wanted if ad is not None]):
             raise bad_request("Invalid input for operation: Duplicate IP address in fixed_ips.", "InvalidInput")
-        # what the port keeps, what goes, what comes
-        held = {(sid, ip) for sid, ip in (await session.execute(
+        # what the port keeps, what goes, what comes (a new port holds nothing yet)
+        held = set() if creating else {(sid, ip) for sid, ip in (await session.execute(
             sa.select(a.c.subnet_id, a.c.ip_address).where(a.c.port_id == port.id))).all()}
         keep = set()
         new: list[tuple[m.Subnet, ipam.IPAddress | None]] = []
@@ -1668,10 +1827,12 @@ class NetworkService:
                 addr = ipam.eui64(ipaddress.ip_network(subnet.cidr), port.mac_address)
                 if (subnet.id, str(addr)) in keep:
                     continue
-            if addr is not None:
-                await ipam.allocate_specific(session, subnet, addr, port.id)
-            elif await ipam.allocate_any(session, subnet, port.id) is None:
+            got = await (ipam.allocate_specific(session, subnet, addr, port.id) if addr is not None
+                         else ipam.allocate_any(session, subnet, port.id))
+            if got is None:
                 raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net.id}.")
+            made.append((subnet.id, got))
+        return made
 
     async def update_port(self, caller: Caller, port_id: str, body: dict[str, Any],
                           if_match: str | None = None) -> dict[str, Any]:
@@ -1750,13 +1911,10 @@ class NetworkService:
         self.after_commit(session, lambda: self.driver.delete_port(pid))
 
 
-def dns_assignment(dns_name: str, fixed: list[dict[str, str]], domain: str) -> list[dict[str, str]]:
-    """Neutron's dns_assignment: the port's dns_name, else host-<address>, in the DNS domain."""
-    out = []
-    for f in fixed:
-        host = dns_name or "host-" + f["ip_address"].replace(".", "-").replace(":", "-")
-        out.append({"ip_address": f["ip_address"], "hostname": host, "fqdn": f"{host}.{domain}"})
-    return out
+def ordered_ips(ips: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(subnet id, address) pairs in the order a port's fixed_ips are shown: IPv4 first, by address."""
+    return [(sub, ip) for _, _, sub, ip in sorted((":" in ip, ipam.key(ipaddress.ip_address(ip)), sub, ip)
+                                                  for sub, ip in ips)]
 
 
 def subnet_view(x: m.Subnet, mtu: int) -> SubnetView:

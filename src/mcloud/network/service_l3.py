@@ -28,10 +28,11 @@ from mcloud.network import models_l3 as ml
 from mcloud.network.drivers.base import QosRules
 from mcloud.network.errors_core import NeutronError, conflict
 from mcloud.network.schemas import is_uuid
+from mcloud.network.service import Ids
 from mcloud.network.service_l3_base import (FLOATINGIP, ROUTER_GATEWAY, ROUTER_INTERFACE_OWNERS, Caller, Page,
                                             check_revision, list_page, list_query, owns, paged, sort_keys)
 from mcloud.network.service_l3_routers import Routers
-from mcloud.network.service_qos import Qos
+from mcloud.network.service_qos import Qos, rules_of
 from mcloud.network.service_secgroups import SecurityGroups
 from mcloud.network.service_trunk import Trunks
 
@@ -57,9 +58,11 @@ TAG_COLLECTIONS = {"routers": ml.Router, "floatingips": ml.FloatingIP, "security
                    "security_groups": ml.SecurityGroup, "policies": ml.QosPolicy, "trunks": ml.Trunk}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class PortExtras:
-    """What L3 adds to a port: rendered into its body (``fields()``) and into its PortView."""
+    """What L3 adds to a port: rendered into its body (``fields()``) and into its PortView.
+    Ports with the same extras (a list's thousands of ports in their project's default group)
+    share one, and its body fields."""
 
     security_groups: tuple[str, ...] = ()
     qos_policy_id: str | None = None
@@ -72,13 +75,18 @@ class PortExtras:
     vlan_tag: int | None = None
     #: a trunk's parent port: Neutron's ``trunk_details`` ({"trunk_id", "sub_ports": [...]})
     trunk_details: dict[str, Any] | None = None
+    _fields: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"security_groups": list(self.security_groups), "qos_policy_id": self.qos_policy_id,
-                               "qos_network_policy_id": self.qos_network_policy_id}
-        if self.trunk_details is not None:
-            out["trunk_details"] = self.trunk_details
-        return out
+        """The port body's L3 attributes (made once; ports sharing these extras share them:
+        a renderer copies the dict into each body, never changes what it holds)."""
+        if self._fields is None:
+            out: dict[str, Any] = {"security_groups": list(self.security_groups), "qos_policy_id": self.qos_policy_id,
+                                   "qos_network_policy_id": self.qos_network_policy_id}
+            if self.trunk_details is not None:
+                out["trunk_details"] = self.trunk_details
+            self._fields = out
+        return self._fields
 
 
 class L3Service(SecurityGroups, Routers, Qos, Trunks):
@@ -194,29 +202,99 @@ class L3Service(SecurityGroups, Routers, Qos, Trunks):
                 aliases.update(group)
         return aliases
 
-    async def port_extras(self, session: AsyncSession, ports: list[Any]) -> dict[str, PortExtras]:
-        ids = [p.id for p in ports]
-        groups = await self.port_groups(session, ids)
-        policies = await self.port_policies(session, ports)
-        subs, details = await self.trunk_info(session, ids)
+    async def port_extras(self, session: AsyncSession, ports: list[Any], ids: Ids | None = None) -> dict[str, PortExtras]:
+        """{port id: PortExtras} of ``ports`` (ORM ports or plain rows with id, network_id and
+        device_owner): groups, QoS bindings (the port's and its network's) and trunk roles in one
+        query over ``ids`` (the ports' ids, or the page query that selects them); the rules of
+        the policies that apply and the subports of trunk parents only when there are any."""
+        if not ports:
+            return {}
+        which = ids if ids is not None else Ids([p.id for p in ports])
+        psg, pq, nq = ml.PortSecurityGroup.__table__, ml.PortQos.__table__, ml.NetworkQos.__table__
+        sub, trunk = ml.SubPort.__table__, ml.Trunk.__table__
+        nets = Ids(list({p.network_id for p in ports}), sa.select(m.Port.network_id).where(which.where(m.Port.id)))
+        no_tag = sa.cast(sa.null(), sa.Integer)
+        facts = sa.union_all(
+            sa.select(sa.literal("g"), psg.c.port_id, psg.c.security_group_id, no_tag).where(which.where(psg.c.port_id)),
+            sa.select(sa.literal("q"), pq.c.port_id, pq.c.policy_id, no_tag).where(which.where(pq.c.port_id)),
+            sa.select(sa.literal("n"), nq.c.network_id, nq.c.policy_id, no_tag).where(nets.where(nq.c.network_id)),
+            sa.select(sa.literal("s"), sub.c.port_id, trunk.c.port_id, sub.c.segmentation_id)
+            .join_from(sub, trunk, trunk.c.id == sub.c.trunk_id).where(which.where(sub.c.port_id)),
+            sa.select(sa.literal("t"), trunk.c.port_id, trunk.c.id, no_tag).where(which.where(trunk.c.port_id)))
+        groups: dict[str, list[str]] = {}
+        own: dict[str, str] = {}
+        network_policy: dict[str, str] = {}
+        subport: dict[str, tuple[str, int]] = {}
+        parent_of: dict[str, str] = {}
+        for kind, key, value, tag in await session.execute(facts):
+            if kind == "g":
+                groups.setdefault(key, []).append(value)
+            elif kind == "q":
+                own[key] = value
+            elif kind == "n":
+                network_policy[key] = value
+            elif kind == "s":
+                subport[key] = (value, tag)
+            else:
+                parent_of[key] = value
+        rules = await self._rules(session, list(set(own.values()) | set(network_policy.values())))
+        details = await self.trunk_details(session, parent_of) if parent_of else {}
+        # ports with the same extras share one PortExtras (and its body fields)
+        shared: dict[tuple[Any, ...], PortExtras] = {}
         out = {}
         for port in ports:
-            own, network_policy, rules = policies[port.id]
-            parent, vlan = subs.get(port.id, (None, None))
-            out[port.id] = PortExtras(security_groups=tuple(groups[port.id]), qos_policy_id=own,
-                                      qos_network_policy_id=network_policy, qos=rules, parent_port_id=parent,
-                                      vlan_tag=vlan, trunk_details=details.get(port.id))
+            pid = port.id
+            found = groups.get(pid)
+            names = () if found is None else (found[0],) if len(found) == 1 else tuple(sorted(found))
+            mine = own.get(pid) if own else None
+            network = network_policy.get(port.network_id) if network_policy else None
+            applied = mine or (network and (None if (port.device_owner or "").startswith("network:") else network))
+            role = subport.get(pid) if subport else None
+            key = (names, mine, network, applied, role)
+            x = shared.get(key)
+            if x is None or pid in details:
+                parent, vlan = role or (None, None)
+                x = PortExtras(security_groups=names, qos_policy_id=mine, qos_network_policy_id=network,
+                               qos=rules_of(rules[applied]) if applied and rules[applied] else None,
+                               parent_port_id=parent, vlan_tag=vlan, trunk_details=details.get(pid))
+                if pid not in details:
+                    shared[key] = x
+            out[pid] = x
         return out
 
     async def set_port_extras(self, session: AsyncSession, port: Any, body: dict[str, Any], creating: bool) -> None:
-        if creating or "security_groups" in body or "port_security_enabled" in body:
+        if creating:
+            await self._new_port_extras(session, port, body)
+            return
+        if "security_groups" in body or "port_security_enabled" in body:
             await self.set_port_groups(session, port, body.get("security_groups") if "security_groups" in body
-                                       else (None if creating else (await self.port_groups(session, [port.id]))[port.id]),
-                                       creating)
+                                       else (await self.port_groups(session, [port.id]))[port.id], False)
         if "qos_policy_id" in body:
             if body["qos_policy_id"] is not None and not self.has_extension("qos"):
                 raise NeutronError(400, "HTTPBadRequest", "Unrecognized attribute(s) 'qos_policy_id'")
             await self.set_port_policy(session, port, body["qos_policy_id"])
+
+    async def _new_port_extras(self, session: AsyncSession, port: Any, body: dict[str, Any]) -> None:
+        """A new port's groups (given, or its project's default group) and QoS policy; what they
+        make of it is kept in ``session.info["new_port_extras"]`` for CORE to render the port
+        with (it is not read back). One read finds the default group and the network's policy."""
+        policy = body.get("qos_policy_id")
+        if policy is not None and not self.has_extension("qos"):
+            raise NeutronError(400, "HTTPBadRequest", "Unrecognized attribute(s) 'qos_policy_id'")
+        trusted = (port.device_owner or "").startswith("network:")
+        takes_default = "security_groups" not in body and not trusted and bool(port.port_security_enabled)
+        d, nq = ml.DefaultSecurityGroup, ml.NetworkQos
+        default_id, network_policy = (await session.execute(sa.select(
+            sa.select(d.security_group_id).where(d.project_id == port.project_id).scalar_subquery()
+            if takes_default else sa.null(),
+            sa.select(nq.policy_id).where(nq.network_id == port.network_id).scalar_subquery()))).one()
+        groups = await self.set_port_groups(session, port, body.get("security_groups"), True, default_id)
+        mine = await self.set_port_policy(session, port, policy, creating=True) if policy is not None else None
+        applied = mine or (None if trusted else network_policy)
+        rules = (await self._rules(session, [applied]))[applied] if applied else None
+        session.info.setdefault("new_port_extras", {})[port.id] = PortExtras(
+            security_groups=tuple(groups), qos_policy_id=mine, qos_network_policy_id=network_policy,
+            qos=rules_of(rules) if rules else None)
 
     async def network_extras(self, session: AsyncSession, networks: list[Any]) -> dict[str, dict[str, Any]]:
         found = await self.network_policies(session, [n.id for n in networks])

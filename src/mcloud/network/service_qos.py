@@ -253,12 +253,15 @@ class Qos:
             raise not_found("QosPolicyNotFound", f"QoS policy {value} could not be found.")
         return policy.id
 
-    async def set_port_policy(self, session: AsyncSession, port: Any, value: Any) -> None:
+    async def set_port_policy(self, session: AsyncSession, port: Any, value: Any, creating: bool = False) -> str | None:
+        """Bind the port to the policy ``value`` (None: to none); returns the policy id."""
         policy_id = await self._bind_check(session, value, port.project_id)
-        await session.execute(sa.delete(ml.PortQos).where(ml.PortQos.port_id == port.id))
+        if not creating:
+            await session.execute(sa.delete(ml.PortQos).where(ml.PortQos.port_id == port.id))
         if policy_id is not None:
             session.add(ml.PortQos(port_id=port.id, policy_id=policy_id))
         await session.flush()
+        return policy_id
 
     async def set_network_policy(self, session: AsyncSession, network: Any, value: Any, creating: bool) -> None:
         if creating and value is None:
@@ -274,23 +277,6 @@ class Qos:
         if not creating:
             ports = list((await session.execute(sa.select(m.Port.id).where(m.Port.network_id == network.id))).scalars())
             await self.reensure_ports(session, ports)
-
-    async def port_policies(self, session: AsyncSession, ports: list[Any]) -> dict[str, tuple[str | None, str | None, QosRules | None]]:
-        """{port id: (own policy, network's policy, effective rules)}."""
-        ids = [p.id for p in ports]
-        own = dict((await session.execute(sa.select(ml.PortQos.port_id, ml.PortQos.policy_id)
-                                          .where(ml.PortQos.port_id.in_(ids)))).all()) if ids else {}
-        net_ids = list({p.network_id for p in ports})
-        nets = dict((await session.execute(sa.select(ml.NetworkQos.network_id, ml.NetworkQos.policy_id)
-                                           .where(ml.NetworkQos.network_id.in_(net_ids)))).all()) if net_ids else {}
-        rules = await self._rules(session, list(set(own.values()) | set(nets.values())))
-        out = {}
-        for port in ports:
-            mine = own.get(port.id)
-            network = nets.get(port.network_id)
-            applied = mine or (None if (port.device_owner or "").startswith("network:") else network)
-            out[port.id] = (mine, network, rules_of(rules[applied]) if applied and rules[applied] else None)
-        return out
 
     async def network_policies(self, session: AsyncSession, network_ids: list[str]) -> dict[str, str | None]:
         found = dict((await session.execute(sa.select(ml.NetworkQos.network_id, ml.NetworkQos.policy_id)

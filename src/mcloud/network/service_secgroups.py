@@ -525,13 +525,19 @@ class SecurityGroups:
                 out[port_id].append(group_id)
         return out
 
-    async def set_port_groups(self, session: AsyncSession, port: Any, wanted: Any, creating: bool) -> None:
-        """Store a port's security groups (None on create: the project's default group)."""
+    async def set_port_groups(self, session: AsyncSession, port: Any, wanted: Any, creating: bool,
+                              default_id: str | None = None) -> list[str]:
+        """Store a port's security groups (None on create: the project's default group, whose id
+        the caller may have read already: ``default_id``); returns them. A new port has none to
+        replace, and joins its groups on the data plane through its own view (``ensure_port``)."""
         trusted = (port.device_owner or "").startswith("network:")
         enabled = bool(getattr(port, "port_security_enabled", True))
         current = [] if creating else (await self.port_groups(session, [port.id]))[port.id]
-        if wanted is None and creating:
-            wanted = [] if (trusted or not enabled) else [await self.ensure_default_group(session, port.project_id)]
+        given = True
+        if wanted is None and creating:  # the project's own default group: nothing to check
+            given = False
+            wanted = [] if (trusted or not enabled) else [
+                default_id or await self.ensure_default_group(session, port.project_id)]
         elif wanted is None:
             wanted = []
         elif not isinstance(wanted, list) or not all(isinstance(g, str) for g in wanted):
@@ -547,25 +553,29 @@ class SecurityGroups:
                            "Port has security group associated. Cannot disable port security or IP address until "
                            "security group is removed")
         if set(wanted) == set(current):
-            return
-        groups = list((await session.execute(sa.select(ml.SecurityGroup)
-                                             .where(ml.SecurityGroup.id.in_(wanted)))).scalars()) if wanted else []
-        found = {g.id for g in groups if g.project_id == port.project_id}
-        missing = [g for g in wanted if g not in found]
-        if missing:
-            raise not_found("SecurityGroupNotFound", f"Security group {', '.join(missing)} does not exist")
-        if len({g.stateful for g in groups}) > 1:
-            raise conflict("SecurityGroupConflict",
-                           "Error Cannot apply both stateful and stateless security groups on the same port at "
-                           "the same time while attempting the operation.")
-        await session.execute(sa.delete(ml.PortSecurityGroup).where(ml.PortSecurityGroup.port_id == port.id))
+            return sorted(current)
+        if given:
+            found_groups = list((await session.execute(sa.select(ml.SecurityGroup)
+                                                       .where(ml.SecurityGroup.id.in_(wanted)))).scalars()) if wanted else []
+            found = {g.id for g in found_groups if g.project_id == port.project_id}
+            missing = [g for g in wanted if g not in found]
+            if missing:
+                raise not_found("SecurityGroupNotFound", f"Security group {', '.join(missing)} does not exist")
+            if len({g.stateful for g in found_groups}) > 1:
+                raise conflict("SecurityGroupConflict",
+                               "Error Cannot apply both stateful and stateless security groups on the same port at "
+                               "the same time while attempting the operation.")
+        if not creating:
+            await session.execute(sa.delete(ml.PortSecurityGroup).where(ml.PortSecurityGroup.port_id == port.id))
         for group_id in wanted:
             session.add(ml.PortSecurityGroup(port_id=port.id, security_group_id=group_id))
         await session.flush()
-        # members of a group are what its remote-group rules (here and in other groups) match
-        for group_id in sorted(set(wanted) ^ set(current)):
-            if await session.get(ml.SecurityGroup, group_id) is not None:
-                self.after_commit_call(session, "ensure_security_group", await self.group_view(session, group_id))
+        if not creating:
+            # members of a group are what its remote-group rules (here and in other groups) match
+            for group_id in sorted(set(wanted) ^ set(current)):
+                if await session.get(ml.SecurityGroup, group_id) is not None:
+                    self.after_commit_call(session, "ensure_security_group", await self.group_view(session, group_id))
+        return sorted(wanted)
 
     # ------------------------------------------------------------ data-plane views
 

@@ -231,27 +231,16 @@ class Trunks:
         trunk = await self.trunk_row(session, caller, trunk_id, "get_subports")
         return [self.r_subport(s) for s in (await self._subports(session, [trunk.id]))[trunk.id]]
 
-    async def trunk_info(self, session: AsyncSession, port_ids: list[str]) -> tuple[
-            dict[str, tuple[str, int]], dict[str, dict[str, Any]]]:
-        """({subport id: (parent port id, vlan)}, {parent port id: trunk_details})."""
-        if not port_ids:
-            return {}, {}
-        subs: dict[str, tuple[str, int]] = {}
-        for sub, parent in (await session.execute(
-                sa.select(ml.SubPort, ml.Trunk.port_id).join(ml.Trunk, ml.Trunk.id == ml.SubPort.trunk_id)
-                .where(ml.SubPort.port_id.in_(port_ids)))).all():
-            subs[sub.port_id] = (parent, sub.segmentation_id)
-        details: dict[str, dict[str, Any]] = {}
-        trunks = list((await session.execute(sa.select(ml.Trunk).where(ml.Trunk.port_id.in_(port_ids)))).scalars())
-        all_subs = await self._subports(session, [t.id for t in trunks])
-        sub_ports = await ports_by_id(session, [s.port_id for subs in all_subs.values() for s in subs])
-        for trunk in trunks:
-            items = []
-            for sub in all_subs[trunk.id]:
-                port = sub_ports.get(sub.port_id)
-                items.append({**self.r_subport(sub), "mac_address": port.mac_address if port is not None else None})
-            details[trunk.port_id] = {"trunk_id": trunk.id, "sub_ports": items}
-        return subs, details
+    async def trunk_details(self, session: AsyncSession, trunk_of_parent: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """{parent port id: Neutron's trunk_details} for {parent port id: trunk id}."""
+        subs = await self._subports(session, list(trunk_of_parent.values()))
+        macs = await ports_by_id(session, [x.port_id for items in subs.values() for x in items])
+        out = {}
+        for parent, trunk_id in trunk_of_parent.items():
+            items = [{**self.r_subport(x), "mac_address": macs[x.port_id].mac_address if x.port_id in macs else None}
+                     for x in subs[trunk_id]]
+            out[parent] = {"trunk_id": trunk_id, "sub_ports": items}
+        return out
 
     async def trunk_of_port(self, session: AsyncSession, port_id: str) -> tuple[str | None, str | None]:
         """(trunk whose parent the port is, trunk whose subport it is)."""
