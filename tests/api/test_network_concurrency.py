@@ -66,3 +66,21 @@ async def test_bulk_ports_and_concurrent_subnets(w: World) -> None:
     results = await asyncio.gather(*(n.post("/subnets", {"subnet": {"network_id": other["id"], "ip_version": 4,
                                                                      "cidr": "10.93.0.0/24"}}) for _ in range(5)))
     assert [x.status_code for x in results].count(201) == 1, [x.text for x in results]
+
+
+async def test_a_drawn_mac_that_a_port_anywhere_has_is_drawn_again(w: World, monkeypatch) -> None:
+    """New MACs are random: a draw that some port has (here: one of another project's network)
+    is drawn again, and the port gets the next free one with nothing half-written left."""
+    from mcloud.network import ipam
+
+    other = w["other"]
+    theirs = await other.port((await other.net_with_subnet())[0]["id"])
+    n = w["member"]
+    net, _ = await n.net_with_subnet()
+    draws = iter([theirs["mac_address"], theirs["mac_address"], "fa:16:3e:12:34:56"])
+    monkeypatch.setattr(ipam, "random_mac", lambda: next(draws))
+    port = await n.port(net["id"])
+    assert port["mac_address"] == "fa:16:3e:12:34:56"
+    assert await n.ids("ports", network_id=net["id"]) == [port["id"]]
+    shown = (await n.get(f"/ports/{port['id']}", expect=200)).json()["port"]
+    assert shown == port

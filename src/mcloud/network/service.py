@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from mcloud.core.db import Database
 from mcloud.core.pagination import SortKey
@@ -1595,38 +1596,42 @@ class NetworkService:
 
     async def _insert_port(self, session: AsyncSession, port: m.Port, mac: Any) -> None:
         """Insert the port with ``mac`` (409 if its network has it) or a new random MAC that no port
-        anywhere has. The unique key (network, MAC) decides races: on PostgreSQL the insert runs
+        anywhere has, in one statement: an INSERT of the port's row that inserts nothing when the
+        MAC is taken. The unique key (network, MAC) decides races: on PostgreSQL the insert runs
         in a savepoint and a generated MAC is drawn again when it lost; SQLite's writers run one
-        at a time, so what the check read still holds."""
+        at a time, so what the statement saw still holds. The port then joins the session as
+        the row it inserted."""
         given = mac is not None
         if given:
             port.mac_address = ipam.normalize_mac(mac)
         in_use = conflict("MacAddressInUse", f"Unable to complete operation for network {port.network_id}. "
                                              f"The mac address {port.mac_address} is in use.")
+        table = m.Port.__table__
+        for column in table.columns:  # the column defaults an ORM insert would have filled in
+            if column.default is not None and getattr(port, column.key) is None:
+                setattr(port, column.key, column.default.arg if column.default.is_scalar else column.default.arg(None))
         for _ in range(ipam.RETRIES):
             if not given:
                 port.mac_address = ipam.random_mac()
-            where = [m.Port.mac_address == port.mac_address]
+            taken = sa.select(m.Port.id).where(m.Port.mac_address == port.mac_address)
             if given:
-                where.append(m.Port.network_id == port.network_id)
-            if (await session.execute(sa.select(m.Port.id).where(*where).limit(1))).first() is not None:
-                if given:
-                    raise in_use
-                continue
-            if ipam.serialized(session):
-                session.add(port)
-                await session.flush()
-                return
+                taken = taken.where(m.Port.network_id == port.network_id)
+            row = sa.select(*(sa.literal(getattr(port, c.key), c.type) for c in table.columns))
+            insert = sa.insert(table).from_select([c.key for c in table.columns], row.where(~taken.exists()))
             try:
-                async with session.begin_nested():
-                    session.add(port)
-                    await session.flush()
-                return
+                if ipam.serialized(session):
+                    inserted = (await session.execute(insert)).rowcount == 1
+                else:
+                    async with session.begin_nested():
+                        inserted = (await session.execute(insert)).rowcount == 1
             except IntegrityError:
-                if port in session:
-                    session.expunge(port)
-                if given:
-                    raise in_use from None
+                inserted = False
+            if inserted:
+                make_transient_to_detached(port)
+                session.add(port)
+                return
+            if given:
+                raise in_use
         raise conflict("MacAddressGenerationFailure",
                        f"Unable to generate unique mac on network {port.network_id}.")
 

@@ -752,13 +752,15 @@ class Extras:
 
     async def check_quota(self, session: AsyncSession, project_id: str, resource: str, adding: int = 1) -> None:
         """409 OverQuota when ``adding`` more of ``resource`` would pass the project's limit (for
-        CORE's own resources the limit and the count are one round trip)."""
+        CORE's own resources the limit and the count are one round trip, and nothing is counted
+        under no limit)."""
         limit_q = sa.select(m.Quota.limit).where(m.Quota.project_id == project_id, m.Quota.resource == resource)
         model = USAGE_MODELS.get(resource)
         if model is not None:
             count_q = sa.select(sa.func.count()).select_from(model).where(model.project_id == project_id)
-            limit, used = (await session.execute(sa.select(limit_q.scalar_subquery(),
-                                                           count_q.scalar_subquery()))).one()
+            effective = sa.func.coalesce(limit_q.scalar_subquery(), self.quota_defaults().get(resource, -1))
+            limit, used = (await session.execute(sa.select(limit_q.scalar_subquery(), sa.case(
+                (effective < 0, None), else_=count_q.scalar_subquery())))).one()
         else:
             limit, used = (await session.execute(limit_q)).scalar(), None
         if limit is None:
