@@ -536,17 +536,26 @@ class NetworkService:
 
     # ------------------------------------------------------------------ shared reads
 
-    async def fixed_ips(self, session: AsyncSession, port_ids: Sequence[str] | Ids) -> dict[str, list[tuple[str, str]]]:
-        """{port id: [(subnet id, address), ...]} in address order (IPv4 first)."""
+    async def fixed_ips(self, session: AsyncSession, port_ids: Sequence[str] | Ids,
+                        with_tags: bool = False) -> Any:
+        """{port id: [(subnet id, address), ...]} in address order (IPv4 first); ``with_tags``:
+        and the ports' {port id: sorted tags}, read in the same statement."""
         ids = ids_of(port_ids)
         out: dict[str, list[tuple[str, str]]] = {}
+        tags: dict[str, list[str]] = {}
         if not ids:
-            return out
-        a = m.IPAllocation.__table__
+            return (out, tags) if with_tags else out
+        a, t = m.IPAllocation.__table__, m.Tag.__table__
         several = set()
         for chunk in ids.chunks():
-            for port_id, subnet_id, ip in await session.execute(
-                    sa.select(a.c.port_id, a.c.subnet_id, a.c.ip_address).where(chunk.where(a.c.port_id))):
+            query: Any = sa.select(a.c.port_id, a.c.subnet_id, a.c.ip_address).where(chunk.where(a.c.port_id))
+            if with_tags:  # a tag row comes with no address (NULL), sorted after the addresses
+                query = sa.union_all(query, sa.select(t.c.resource_id, t.c.tag, sa.null()).where(
+                    chunk.where(t.c.resource_id)))
+            for port_id, subnet_id, ip in await session.execute(query):
+                if ip is None:
+                    tags.setdefault(port_id, []).append(subnet_id)
+                    continue
                 have = out.get(port_id)
                 if have is None:
                     out[port_id] = [(subnet_id, ip)]
@@ -555,7 +564,9 @@ class NetworkService:
                     several.add(port_id)
         for port_id in several:
             out[port_id] = ordered_ips(out[port_id])
-        return out
+        for v in tags.values():
+            v.sort()
+        return (out, tags) if with_tags else out
 
     async def primary_segments(self, session: AsyncSession, network_ids: Sequence[str]) -> dict[str, m.Segment]:
         out: dict[str, m.Segment] = {}
@@ -634,6 +645,20 @@ class NetworkService:
     async def get_network_row(self, session: AsyncSession, caller: Caller, network_id: Any,
                               for_update: bool = False) -> m.Network:
         return await self._row(session, m.Network, "Network", self.network_visibility(caller), network_id, for_update)
+
+    async def _network_and_subnets(self, session: AsyncSession, caller: Caller,
+                                   network_id: Any) -> tuple[m.Network, list[m.Subnet]]:
+        """The network the caller sees (else NetworkNotFound) and its subnets in creation order,
+        in one read (what a new port needs)."""
+        if not isinstance(network_id, str) or not s.is_uuid(network_id):
+            raise not_found("Network", str(network_id))
+        rows = (await session.execute(
+            sa.select(m.Network, m.Subnet).outerjoin(m.Subnet, m.Subnet.network_id == m.Network.id)
+            .where(m.Network.id == network_id, self.network_visibility(caller))
+            .order_by(m.Subnet.created_at, m.Subnet.id))).all()
+        if not rows:
+            raise not_found("Network", network_id)
+        return rows[0][0], [subnet for _, subnet in rows if subnet is not None]
 
     async def network_target(self, session: AsyncSession, caller: Caller, net: m.Network) -> dict[str, Any]:
         # "shared" matters only to a caller who is neither the admin nor the network's owner
@@ -1455,13 +1480,19 @@ class NetworkService:
             return []
         which = which or Ids([p.id for p in rows])
         facts = self._fresh_facts(session, rows) if fresh else None
+        tags: dict[str, list[str]] = {}
         if facts is None:
-            facts = await self.port_facts(session, rows, which)
+            if tagged:
+                ips, tags = await self.fixed_ips(session, which, with_tags=True)
+            else:
+                ips = await self.fixed_ips(session, which)
+            facts = ips, await self.l3.port_extras(session, list(rows), which)
+        elif tagged:
+            tags = await self.tags_of(session, which)
         ips, extras = facts
         if for_driver:
             session.info.setdefault("port_views", {}).update(self.port_views_of_facts(rows, facts))
             self._ensure_ports_later(session, which.ids)
-        tags = await self.tags_of(session, which) if tagged else {}
         if isinstance(rows[0], m.Port):  # live ORM state: the body gets copies of its containers
             rows = [(p.id, p.name, p.network_id, p.project_id, p.mac_address, p.admin_state_up, p.status, p.device_id,
                      p.device_owner, [dict(x) for x in p.allowed_address_pairs], [dict(x) for x in p.extra_dhcp_opts],
@@ -1527,7 +1558,7 @@ class NetworkService:
 
     async def _create_port(self, session: AsyncSession, caller: Caller, body: dict[str, Any]) -> m.Port:
         network_id = s.to_uuid(s.required(body, "network_id"), "network_id")
-        net = await self.get_network_row(session, caller, network_id)
+        net, subnets = await self._network_and_subnets(session, caller, network_id)
         project = s.project_of(body, caller.project_id, caller.is_admin)
         shared = (await self.network_target(session, caller, net))["shared"]
         owner = body.get("device_owner", "")
@@ -1555,13 +1586,13 @@ class NetworkService:
         return await self.create_port_internal(
             session, project_id=project, network_id=net.id, fixed_ips=body.get("fixed_ips"),
             device_owner=owner, device_id=body.get("device_id", ""), name=body.get("name", ""),
-            admin_state_up=body.get("admin_state_up", True), body=body, network=net)
+            admin_state_up=body.get("admin_state_up", True), body=body, network=net, subnets=subnets)
 
     async def create_port_internal(self, session: AsyncSession, *, project_id: str, network_id: str,
                                    fixed_ips: list[dict[str, Any]] | None = None, device_owner: str = "",
                                    device_id: str = "", name: str = "", admin_state_up: Any = True,
                                    body: dict[str, Any] | None = None, network: m.Network | None = None,
-                                   mac_address: str | None = None) -> m.Port:
+                                   mac_address: str | None = None, subnets: list[m.Subnet] | None = None) -> m.Port:
         """A port with its MAC and addresses (IPAM), no policy checks; its driver call is queued
         for after the commit. L3 makes router, gateway and floating IP ports with this."""
         body = dict(body or {})
@@ -1582,7 +1613,7 @@ class NetworkService:
         if port.allowed_address_pairs:  # a pair without a MAC takes the port's
             port.allowed_address_pairs = [{**a, "mac_address": a["mac_address"] or port.mac_address}
                                           for a in port.allowed_address_pairs]
-        made = await self._assign_ips(session, port, net, fixed_ips, creating=True)
+        made = await self._assign_ips(session, port, net, fixed_ips, creating=True, subnets=subnets)
         # what the body and the view of the new port show, kept rather than read back
         session.info.setdefault("new_port_ips", {})[port.id] = ordered_ips(made)
         if port.allowed_address_pairs and not port.port_security_enabled:
@@ -1737,13 +1768,14 @@ class NetworkService:
             port.vif_details = dict(getattr(self.driver, "vif_details", {"port_filter": True,
                                                                           "connectivity": "l2"}))
 
-    async def _assign_ips(self, session: AsyncSession, port: m.Port, net: m.Network,
-                          requested: Any, creating: bool) -> list[tuple[str, str]]:
+    async def _assign_ips(self, session: AsyncSession, port: m.Port, net: m.Network, requested: Any,
+                          creating: bool, subnets: list[m.Subnet] | None = None) -> list[tuple[str, str]]:
         """Give the port the addresses asked for (or Neutron's default: one IPv4 and one stateful IPv6
         address, and one address on every SLAAC subnet), replacing what it had on update. Returns
-        the (subnet id, address) pairs it allocated."""
-        subnets = list((await session.execute(sa.select(m.Subnet).where(m.Subnet.network_id == net.id)
-                                              .order_by(m.Subnet.created_at, m.Subnet.id))).scalars())
+        the (subnet id, address) pairs it allocated. ``subnets``: the network's, if read already."""
+        if subnets is None:
+            subnets = list((await session.execute(sa.select(m.Subnet).where(m.Subnet.network_id == net.id)
+                                                  .order_by(m.Subnet.created_at, m.Subnet.id))).scalars())
         by_id = {x.id: x for x in subnets}
         a = m.IPAllocation.__table__
         router = port.device_owner in ROUTER_OWNERS
