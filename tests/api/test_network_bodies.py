@@ -131,6 +131,12 @@ async def test_lists_show_ports_as_show_does(w: L3World, ports: list[dict[str, A
                 break
             marker = page["ports"][-1]["id"]
         assert sorted(seen) == sorted(shown) and len(seen) == len(shown)
+    # networks and subnets take the same paths (their subnets, tags, QoS policy)
+    for collection, resource in (("networks", "network"), ("subnets", "subnet")):
+        listed = (await a.get(f"/{collection}", params={"project_id": w.alice.id}, expect=200)).json()[collection]
+        assert len(listed) >= 2
+        for item in listed:
+            assert item == (await a.get(f"/{collection}/{item['id']}", expect=200)).json()[resource]
     # a filter on an L3 attribute and the admin's view agree too
     own = ports[4]
     assert [p["id"] for p in (await a.get("/ports", params={"qos_policy_id": own["qos_policy_id"]})).json()["ports"]] \
