@@ -14,6 +14,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import mcloud
+from mcloud.compute import api as compute_api
+from mcloud.compute import policies as compute_policies
+from mcloud.compute.config import ComputeConfig
+from mcloud.compute.service import ComputeService
 from mcloud.core.config import Config
 from mcloud.core.db import Database
 from mcloud.core.http import RequestMiddleware, json_response
@@ -86,6 +90,9 @@ class Cloud:
         self.network = NetworkService(self.db, config.section("network", NetworkConfig), config.data_dir,
                                       self.identity)
         self.runtime.policy.scoped("network").register(network_policies.RULES)
+        self.compute = ComputeService(self.db, config.section("compute", ComputeConfig), config.data_dir,
+                                      self.identity, self.image, self.placement, self.network)
+        self.runtime.policy.scoped("compute").register(compute_policies.RULES)
         self.runtime.services = self.service_specs(self)
 
     @functools.cached_property
@@ -114,6 +121,10 @@ class Cloud:
             assert cloud is not None
             return network_api.build(rt, cloud.network)
 
+        def compute(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return compute_api.build(rt, cloud.compute)
+
         return [
             ServiceSpec(name="keystone", type="identity", path="/identity", build=identity,
                         description="Identity Service"),
@@ -122,6 +133,8 @@ class Cloud:
                         description="Placement Service"),
             ServiceSpec(name="neutron", type="network", path="/networking", build=network,
                         description="Networking Service"),
+            ServiceSpec(name="nova", type="compute", path="/compute", build=compute, endpoint_suffix="/v2.1",
+                        description="Compute Service"),
         ]
 
     def service_urls(self) -> list[tuple[str, str, str, str]]:
@@ -161,6 +174,7 @@ class Cloud:
         return ServiceDispatcher(index, {s.path: s.build(self.runtime.for_service(s.type)) for s in services})
 
     async def close(self) -> None:
+        await self.compute.close()
         await self.network.close()
         await self.image.close()
         await self.placement.close()

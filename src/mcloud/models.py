@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def load_all() -> None:
+    import mcloud.compute.models  # noqa: F401
     import mcloud.core.generations  # noqa: F401
     import mcloud.identity.models  # noqa: F401
     import mcloud.image.models  # noqa: F401

@@ -1,0 +1,223 @@
+"""The Protocol every hypervisor driver implements, and the specs it is given.
+
+A compute host (the in-process one of ``mcloud up``, or ``mcloud agent``) owns one driver. The
+host's agent loop (``compute/agent.py``) turns what the controller wants into driver calls: it
+fetches the image into the host's image cache, builds the config drive's files, and hands the
+driver an :class:`InstanceSpec` made of plain frozen dataclasses (no ORM objects, no HTTP).
+
+Every call names the instance by its uuid. Calls are idempotent where that makes sense: spawning
+an instance that is already running with this spec, destroying one that is gone, powering off one
+that is off are not errors. A call that fails raises :class:`DriverError` with a message a user may
+read (it becomes the server's fault message).
+
+The driver keeps what it needs on the host (disks, sockets, console log) under its instances
+path, so that after a restart of the host :meth:`HypervisorDriver.list_instances` still finds the
+instances that exist, and power states can be reported truthfully.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class DriverError(RuntimeError):
+    """A hypervisor operation failed; the message is shown to users as the server's fault."""
+
+
+class InstanceNotFound(DriverError):
+    """The driver has no such instance on this host."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FlavorSpec:
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    extra_specs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    """The image an instance's root disk is made from, as the host's image cache holds it."""
+
+    id: str
+    disk_format: str  # "qcow2", "raw", ...
+    #: the cached copy on this host (read-only: the driver never writes it; overlays point at it)
+    path: Path | None = None
+    #: when the image lives in Ceph: "pool/image@snap" of the image service's protected snapshot
+    #: (the driver clones it), with the Ceph configuration file to use
+    rbd: str | None = None
+    ceph_conf: str | None = None
+    #: the image's properties (hw_disk_bus, hw_vif_model, hw_machine_type, os_type, ...)
+    properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    min_disk: int = 0
+    size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class VifSpec:
+    """One NIC: a network port bound to this host. The driver plugs it with
+    ``mcloud.network.host.Host.plug_tap(port_id, mac, mtu)`` on the host's data plane and hands
+    qemu the tap (``open_tap``); ``unplug(port_id)`` when the instance goes."""
+
+    port_id: str
+    mac: str
+    network_id: str
+    mtu: int | None = None
+    #: the guest-visible model ("virtio" by default; image property hw_vif_model)
+    model: str = "virtio"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceSpec:
+    uuid: str
+    #: the hypervisor's name for it (OS-EXT-SRV-ATTR:instance_name, "instance-0000000a")
+    name: str
+    hostname: str
+    flavor: FlavorSpec
+    image: ImageSpec | None
+    vifs: tuple[VifSpec, ...] = ()
+    #: the config drive's files, path inside the drive -> content
+    #: ("openstack/latest/meta_data.json", "openstack/latest/user_data",
+    #: "openstack/latest/network_data.json", "openstack/latest/vendor_data.json", the same under
+    #: "openstack/2012-08-10/" ... as Nova writes them); None: no config drive
+    config_drive: Mapping[str, bytes] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HostInfo:
+    """What the host offers, reported to Placement and shown by os-hypervisors."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    hypervisor_type: str  # "QEMU" (Nova's libvirt driver says QEMU under TCG too), "fake"
+    hypervisor_version: int  # as Nova encodes it: major * 1000000 + minor * 1000 + micro
+    hypervisor_hostname: str
+    cpu_info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Placement traits the host has (COMPUTE_* from os-traits, HW_CPU_*)
+    traits: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Console:
+    """Where a remote console is: a VNC server the console proxy connects to."""
+
+    protocol: str  # "vnc"
+    host: str
+    port: int
+    password: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrationTarget:
+    """What the destination of a live migration prepared, for the source to migrate into."""
+
+    #: qemu's migration URI ("tcp:127.0.0.1:49152")
+    uri: str
+    #: block migration: NBD exports of the destination's disks, device name -> "nbd:..." URI
+    disks: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+#: the power state the driver reports: mcloud.compute.states.RUNNING, SHUTDOWN, POWER_PAUSED, ...
+PowerState = int
+
+Progress = Callable[[int], Awaitable[None]]
+
+
+class HypervisorDriver(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Get ready (probe acceleration, find instances left from before a restart)."""
+
+    async def close(self) -> None:
+        """Let go of connections; instances keep running (a host restart does not stop guests)."""
+
+    def host_info(self) -> HostInfo: ...
+
+    async def list_instances(self) -> dict[str, PowerState]:
+        """Every instance this host has, uuid -> power state."""
+
+    async def power_state(self, uuid: str) -> PowerState: ...
+
+    # -- lifecycle
+    async def spawn(self, spec: InstanceSpec, progress: Progress | None = None) -> None:
+        """Create the instance's disks and config drive, plug its NICs and start it running."""
+
+    async def destroy(self, uuid: str) -> None:
+        """Stop it, unplug its NICs and remove everything it had on this host."""
+
+    async def rebuild(self, spec: InstanceSpec, progress: Progress | None = None) -> None:
+        """Replace the root disk with a fresh one from ``spec.image`` and start it again."""
+
+    # -- power
+    async def power_off(self, uuid: str, timeout: float = 0) -> None:
+        """ACPI shutdown, waiting up to ``timeout`` seconds, then a hard stop."""
+
+    async def power_on(self, spec: InstanceSpec) -> None: ...
+
+    async def reboot(self, uuid: str, hard: bool) -> None: ...
+
+    async def pause(self, uuid: str) -> None: ...
+
+    async def unpause(self, uuid: str) -> None: ...
+
+    async def suspend(self, uuid: str) -> None:
+        """Save the guest's memory and state to disk and stop the process."""
+
+    async def resume(self, spec: InstanceSpec) -> None:
+        """Restore what suspend saved; the guest carries on where it was."""
+
+    # -- disks and images
+    async def snapshot(self, uuid: str, dest: Path, progress: Progress | None = None) -> str:
+        """Write a standalone image of the root disk to ``dest``; returns its disk format."""
+
+    async def resize(self, spec: InstanceSpec) -> None:
+        """Give a stopped instance ``spec.flavor`` (grow its root disk), leaving it stopped.
+        The old disk is kept until :meth:`confirm_resize` (revert puts it back)."""
+
+    async def confirm_resize(self, uuid: str) -> None: ...
+
+    async def revert_resize(self, spec: InstanceSpec) -> None: ...
+
+    async def rescue(self, spec: InstanceSpec, rescue_image: ImageSpec) -> None:
+        """Boot from ``rescue_image`` with the instance's own disk attached second."""
+
+    async def unrescue(self, spec: InstanceSpec) -> None: ...
+
+    # -- consoles and NICs
+    async def console_output(self, uuid: str, length: int | None = None) -> str:
+        """The serial console's log (the last ``length`` lines, or all)."""
+
+    async def console(self, uuid: str, protocol: str = "vnc") -> Console: ...
+
+    async def attach_interface(self, uuid: str, vif: VifSpec) -> None: ...
+
+    async def detach_interface(self, uuid: str, port_id: str) -> None: ...
+
+    # -- live migration (source and destination are two hosts, each with its own driver)
+    async def prepare_incoming(self, spec: InstanceSpec) -> MigrationTarget:
+        """On the destination: disks, NICs and a paused qemu waiting for the migration stream."""
+
+    async def live_migrate(self, uuid: str, target: MigrationTarget, progress: Progress | None = None) -> None:
+        """On the source: copy disks and memory into ``target`` and stop here when it runs there."""
+
+    async def finish_incoming(self, uuid: str) -> None:
+        """On the destination, after the source finished: the guest runs here."""
+
+    async def abort_incoming(self, uuid: str) -> None:
+        """On the destination, after a failed migration: remove what prepare made."""
+
+
+def driver_options(options: Mapping[str, Any], known: set[str], driver: str) -> dict[str, Any]:
+    """The options table of a driver, refusing keys it does not know (a typo is an error)."""
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"[compute.{driver}] unknown options: {', '.join(sorted(unknown))}")
+    return dict(options)
