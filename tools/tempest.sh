@@ -26,6 +26,10 @@
 #                       catalog), or e.g. "nova,neutron,glance,cinder"
 #   --network-driver D  with --start: the network data plane of mcloud up
 #                       ([network] driver: auto, ovn, fake; default auto)
+#   --compute-driver D  with --start: the hypervisor driver of mcloud up
+#                       ([compute] driver: auto, qemu, fake; default auto)
+#   --image-file FILE   the bootable qcow2 Tempest's servers boot (nova; default:
+#                       an empty qcow2, enough for the fake driver)
 #   --conf-extra FILE   ini file merged over the generated tempest.conf
 #   --concurrency N     test workers (default: 2)
 #   --list              only print the test ids that would run
@@ -115,7 +119,8 @@ VENV="$TOP/venv"
 WORK="$TOP/work"
 export XDG_CONFIG_HOME="$TOP/xdg"     # tempest init would create ~/.tempest/etc
 
-CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER=""
+CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER="" COMPUTE_DRIVER=""
+IMAGE_FILE=""
 LIST_ONLY=0 REINSTALL=0
 LOAD_LISTS=() REGEXES=() EXCLUDES=() EXTRA_CONF=() PLUGINS=()
 
@@ -133,6 +138,8 @@ while [ $# -gt 0 ]; do
     --services) SERVICES="$2"; shift 2 ;;
     --conf-extra) EXTRA_CONF+=("$(realpath "$2")"); shift 2 ;;
     --network-driver) NETWORK_DRIVER="$2"; shift 2 ;;
+    --compute-driver) COMPUTE_DRIVER="$2"; shift 2 ;;
+    --image-file) IMAGE_FILE="$(realpath "$2")"; shift 2 ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
     --list) LIST_ONLY=1; shift ;;
     --plugin) PLUGINS+=("$2"); shift 2 ;;
@@ -168,6 +175,9 @@ case ",$SERVICES," in *,glance,*|*,catalog,*) with_glance=1 ;; esac
 with_neutron=0
 case ",$SERVICES," in *,neutron,*|*,catalog,*) with_neutron=1 ;; esac
 [ -z "$NETWORK_DRIVER" ] || export MCLOUD_NETWORK_DRIVER="$NETWORK_DRIVER"
+with_nova=0
+case ",$SERVICES," in *,nova,*|*,catalog,*) with_nova=1 ;; esac
+[ -z "$COMPUTE_DRIVER" ] || export MCLOUD_COMPUTE_DRIVER="$COMPUTE_DRIVER"
 cleanup() {
   local status=$?
   if [ -n "$HTTP_PID" ]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
@@ -269,6 +279,12 @@ if [ "$with_neutron" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
   "$PY" "$HERE/network_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/network.conf" ||
     die "network_conf.py failed"
   extra_args+=(--extra "$WORK/network.conf")
+fi
+if [ "$with_nova" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
+  # [compute]/[compute-feature-enabled]: images and flavors for the servers, the microversion range
+  "$PY" "$HERE/compute_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/compute.conf" \
+    ${IMAGE_FILE:+--image-file "$IMAGE_FILE"} || die "compute_conf.py failed"
+  extra_args+=(--extra "$WORK/compute.conf")
 fi
 for f in ${EXTRA_CONF[@]+"${EXTRA_CONF[@]}"}; do extra_args+=(--extra "$f"); done
 if [ -n "$CLOUDS_YAML" ]; then
