@@ -90,6 +90,11 @@ class Namespaces:
                 raise AssertionError(f"{address} did not answer a ping from {name} in {timeout}s")
         return time.monotonic() - started
 
+    def pinger(self, name: str, address: str, interval: float = 0.02) -> Pinger:
+        """A ping running from namespace ``name`` to ``address`` every ``interval`` seconds until
+        ``stop()``, which returns the replies' times: to see what a move of ``address`` costs."""
+        return Pinger(in_netns(name, ["ping", "-n", "-D", "-i", str(interval), "-W", "1", address]), interval)
+
     def no_ping(self, name: str, address: str, tries: int = 3) -> bool:
         """True when ``address`` stays silent to ``tries`` pings (a block, not a slow start)."""
         return not any(self.ping(name, address, wait=0.5) for _ in range(tries))
@@ -252,6 +257,26 @@ class Namespaces:
             if result.returncode != 0 or not lease_file.exists():
                 raise RuntimeError(f"udhcpc in {name} got no lease on {ifname}: {result.stderr.strip()}")
             return dict(line.split("=", 1) for line in lease_file.read_text().splitlines() if "=" in line)
+
+
+class Pinger:
+    """A running ``ping -D``; ``stop()`` ends it and returns the times (epoch seconds) of the
+    replies; ``gap(replies)`` is the longest silence between two of them."""
+
+    def __init__(self, argv: list[str], interval: float):
+        self.interval = interval
+        self.started = time.time()
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def stop(self) -> list[float]:
+        self._proc.send_signal(2)  # SIGINT: ping prints its summary and exits
+        out, _ = self._proc.communicate(timeout=10)
+        return [float(line[1:line.index("]")]) for line in out.splitlines()
+                if line.startswith("[") and " bytes from " in line]
+
+    @staticmethod
+    def gap(replies: list[float]) -> float:
+        return max((b - a for a, b in zip(replies, replies[1:])), default=0.0)
 
 
 #: the process behind ``Namespaces.vlan``: argv parent ifname vlan_id

@@ -5,8 +5,11 @@ dir, with every daemon inside a network namespace of its own (``mco-<pid>-<n>``)
 br-ex and their taps never appear in the machine's default namespace. It adds what tests need
 around it: ``host`` (plugging ports: ``mcloud.network.host.Host``), ``ns`` (test hosts:
 ``tests.netns.Namespaces``) and ``outside(...)``, a namespace standing for the world beyond
-the provider network ``public`` (a veth from br-ex into it). ``stop()`` stops the daemons (by
-PID), deletes the namespaces and the temp dir.
+the provider network ``public`` (a veth from br-ex into it), and ``add_chassis(name)``, an extra
+compute host's chassis (``mcloud.network.chassis.Chassis``, in a namespace of its own) joined to
+this data plane's tunnel endpoint (``TUNNEL_CIDR`` on br-phy) by a veth between the two
+namespaces. ``stop()`` stops the chassis and the daemons (by PID), deletes the namespaces and the
+temp dir.
 
 It needs neither pytest nor a cloud: ``bench/network.py`` uses it with a plain python.
 
@@ -27,11 +30,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mcloud.network.chassis import Chassis, ChassisOptions
 from mcloud.network.dataplane import DataPlane, OvnOptions, programs_missing
 from mcloud.network.host import Host
 from tests.netns import Namespaces
 
 _count = itertools.count()
+
+#: the tunnel endpoints' subnet: the data plane is .1, its extra chassis .2, .3 ...
+TUNNEL_CIDR = "100.64.255.1/24"
 
 #: turns off TX checksum offload of interface argv[1] (``ethtool -K <if> tx off``; no ethtool here)
 _TX_CHECKSUM_OFF = """
@@ -56,11 +63,14 @@ class OvnHarness:
         self.root = Path(tempfile.mkdtemp(prefix="mcloud-ovn-"))
         self.namespace = f"mco-{os.getpid()}-{next(_count)}"
         self.options = OvnOptions.parse({"namespace": self.namespace, "chassis": chassis,
-                                         "directory": str(self.root / "ovn"), "datapath_type": "auto"}, self.root)
+                                         "directory": str(self.root / "ovn"), "datapath_type": "auto",
+                                         "tunnel_cidr": TUNNEL_CIDR}, self.root)
         self.dataplane = DataPlane(self.options)
         self.host = Host.of(self.dataplane)
         self.ns = Namespaces(prefix="mct")
         self._veths: list[str] = []
+        self.chassis: dict[str, Chassis] = {}
+        self._tunnel_hosts = itertools.count(2)
 
     def __enter__(self) -> OvnHarness:
         self.start()
@@ -77,6 +87,8 @@ class OvnHarness:
             raise
 
     def stop(self) -> None:
+        for name in list(self.chassis):
+            self.remove_chassis(name)
         self.ns.cleanup()
         self.dataplane.stop()  # its namespace goes, and the veth ends in it with it
         shutil.rmtree(self.root, ignore_errors=True)
@@ -109,6 +121,35 @@ class OvnHarness:
             self.ns.run(name, "ip", "route", "add", *route.split())
         self._veths.append(inner)
         return name
+
+    def chassis_options(self, name: str) -> ChassisOptions:
+        """Options of an extra chassis ``name`` joined to this data plane (its own temp dir,
+        namespace ``mcc-<pid>-<n>``, the next tunnel address)."""
+        network = TUNNEL_CIDR.rsplit(".", 1)[0]
+        return ChassisOptions.parse({
+            "name": name, "sb_connection": self.dataplane.sb_remote,
+            "tunnel_cidr": f"{network}.{next(self._tunnel_hosts)}/24",
+            "directory": tempfile.mkdtemp(prefix="mcloud-chassis-"), "namespace": f"mcc-{os.getpid()}-{next(_count)}",
+            "peer_namespace": self.namespace, "peer_ovs_connection": self.dataplane.ovs_remote}, self.root)
+
+    def add_chassis(self, name: str) -> Chassis:
+        """An extra chassis ``name``, started and registered (its ``host`` plugs ports there)."""
+        options = self.chassis_options(name)
+        chassis = Chassis(options)
+        self.chassis[name] = chassis
+        try:
+            chassis.start()
+        except BaseException:
+            self.remove_chassis(name)
+            raise
+        return chassis
+
+    def remove_chassis(self, name: str) -> None:
+        chassis = self.chassis.pop(name)
+        try:
+            chassis.stop()
+        finally:
+            shutil.rmtree(chassis.chassis_options.directory, ignore_errors=True)
 
     def nb(self, *args: str) -> str:
         return self.dataplane.nbctl(*args)

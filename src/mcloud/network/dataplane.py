@@ -20,6 +20,13 @@ The chassis: one, named ``chassis`` (default: the host name, so that a port's
 ``public:br-ex`` (the provider network ``public`` reaches the outside through br-ex; mCloud
 creates br-ex, and whoever owns the uplink adds it to br-ex).
 
+Tunnels to other chassis (``tunnel_cidr``, e.g. ``10.255.0.1/24``; see
+``mcloud.network.chassis`` for the extra compute hosts): the userspace datapath sends and
+receives Geneve itself, so the tunnel endpoint is an address on an OVS bridge of that datapath,
+``br-phy``, with the uplinks (a NIC, or a veth to another host's namespace) as its ports; OVS
+routes by the routes of its own namespace (``ovs-appctl ovs/route/show``) and resolves the
+next hop by ARP on br-phy. The kernel datapath takes the same layout.
+
 Nothing here needs pytest or the network service: tests/ovn.py and bench/network.py use it
 as it is.
 """
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -103,6 +111,9 @@ class OvnOptions:
     #: this chassis's name (default: the host name)
     chassis: str = ""
     encap_ip: str = "127.0.0.1"
+    #: this chassis's tunnel endpoint as address/prefix on br-phy ("" = none: no other chassis
+    #: can reach this one); its address replaces ``encap_ip``
+    tunnel_cidr: str = ""
     #: physical network name -> bridge, comma-separated as ovn-bridge-mappings
     bridge_mappings: str = "public:br-ex"
     #: seconds a driver call waits on the Northbound database
@@ -126,6 +137,14 @@ class OvnOptions:
             opts.nb_connection = f"unix:{Path(opts.directory) / 'nb.sock'}"
         if opts.datapath_type not in ("auto", "netdev", "system"):
             raise ValueError("[network.ovn] datapath_type is auto, netdev or system")
+        if opts.tunnel_cidr:
+            try:
+                interface = ipaddress.ip_interface(opts.tunnel_cidr)
+            except ValueError:
+                raise ValueError(f"[network.ovn] tunnel_cidr {opts.tunnel_cidr!r} is no address/prefix") from None
+            if interface.version != 4 or interface.network.prefixlen == 32:
+                raise ValueError("[network.ovn] tunnel_cidr is an IPv4 address with its prefix, as 10.255.0.1/24")
+            opts.encap_ip = str(interface.ip)
         return opts
 
     @property
@@ -137,6 +156,10 @@ class OvnOptions:
         if self.datapath_type != "auto":
             return self.datapath_type
         return "system" if kernel_datapath_available() else "netdev"
+
+
+#: the OVS bridge that holds the tunnel endpoint's address and the uplinks
+TUNNEL_BRIDGE = "br-phy"
 
 
 class DataPlaneError(RuntimeError):
@@ -154,6 +177,13 @@ class _Daemon:
 
 class DataPlane:
     """The OVN/OVS daemons of one chassis, run and supervised from ``root``."""
+
+    #: the OVSDB databases it keeps: (file stem, schema, daemon, socket stem)
+    databases: tuple[tuple[str, Path, str, str], ...] = (
+        ("nb", NB_SCHEMA, "ovsdb-nb", "nb"), ("sb", SB_SCHEMA, "ovsdb-sb", "sb"), ("conf", OVS_SCHEMA, "ovsdb-ovs", "db"))
+    #: runs the central part (the Northbound and Southbound databases, ovn-northd); an extra
+    #: chassis (``mcloud.network.chassis``) runs only its switch and ovn-controller
+    central = True
 
     def __init__(self, options: OvnOptions):
         self.options = options
@@ -235,7 +265,7 @@ class DataPlane:
         try:
             self._stop_stale()
             self._ensure_namespace()
-            for name, schema in (("nb", NB_SCHEMA), ("sb", SB_SCHEMA), ("conf", OVS_SCHEMA)):
+            for name, schema, _, _ in self.databases:
                 db = self.root / f"{name}.db"
                 if not db.exists():
                     self.run("ovsdb-tool", "create", str(db), str(schema))
@@ -243,18 +273,17 @@ class DataPlane:
                     if self.run("ovsdb-tool", "needs-conversion", str(db), str(schema)).strip() == "yes":
                         self.run("ovsdb-tool", "convert", str(db), str(schema))
             r = self.root
-            for name, db, sock in (("ovsdb-nb", "nb.db", "nb"), ("ovsdb-sb", "sb.db", "sb"),
-                                   ("ovsdb-ovs", "conf.db", "db")):
-                self._add(name, ["ovsdb-server", str(r / db), f"--remote=punix:{self._sock(sock)}",
+            for db, _, name, sock in self.databases:
+                self._add(name, ["ovsdb-server", str(r / f"{db}.db"), f"--remote=punix:{self._sock(sock)}",
                                  f"--pidfile={r / name}.pid", f"--unixctl={r / name}.ctl",
                                  f"--log-file={r / name}.log", "-vconsole:off"])
-            for name in ("ovsdb-nb", "ovsdb-sb", "ovsdb-ovs"):
                 self._spawn(self._daemons[name])
-            self._wait(lambda: all(self._sock(s).exists() for s in ("nb", "sb", "db")), 20, "the databases' sockets")
+            self._wait(lambda: all(self._sock(d[3]).exists() for d in self.databases), 20, "the databases' sockets")
             self._configure_ovs()
-            self._add("ovn-northd", ["ovn-northd", f"--ovnnb-db={self.nb_remote}", f"--ovnsb-db={self.sb_remote}",
-                                     f"--pidfile={r}/ovn-northd.pid", f"--unixctl={r}/ovn-northd.ctl",
-                                     f"--log-file={r}/ovn-northd.log", "-vconsole:off"])
+            if self.central:
+                self._add("ovn-northd", ["ovn-northd", f"--ovnnb-db={self.nb_remote}", f"--ovnsb-db={self.sb_remote}",
+                                         f"--pidfile={r}/ovn-northd.pid", f"--unixctl={r}/ovn-northd.ctl",
+                                         f"--log-file={r}/ovn-northd.log", "-vconsole:off"])
             vswitchd = ["ovs-vswitchd", self.ovs_remote, f"--pidfile={r}/ovs-vswitchd.pid",
                         f"--unixctl={r}/ovs-vswitchd.ctl", f"--log-file={r}/ovs-vswitchd.log", "-vconsole:off"]
             if self.datapath == "netdev":
@@ -264,7 +293,8 @@ class DataPlane:
                 "ovn-controller", self.ovs_remote, f"--pidfile={r}/ovn-controller.pid",
                 f"--log-file={r}/ovn-controller.log", "-vconsole:off"]))
             for name in ("ovn-northd", "ovs-vswitchd", "ovn-controller"):
-                self._spawn(self._daemons[name])
+                if name in self._daemons:
+                    self._spawn(self._daemons[name])
             self._create_bridges()
             self._wait(self._chassis_ready, timeout, "ovn-controller to register the chassis and make br-int")
         except BaseException:
@@ -367,7 +397,7 @@ class DataPlane:
         self.vsctl("set", "Open_vSwitch", ".",
                    f"external_ids:system-id={o.chassis}", f"external_ids:hostname={o.chassis}",
                    f"external_ids:ovn-remote={self.sb_remote}", "external_ids:ovn-encap-type=geneve",
-                   f"external_ids:ovn-encap-ip={o.encap_ip}", f"external_ids:ovn-bridge-mappings={o.bridge_mappings}",
+                   f"external_ids:ovn-encap-ip={o.encap_ip}", f'external_ids:ovn-bridge-mappings="{o.bridge_mappings}"',
                    f"external_ids:ovn-bridge-datapath-type={self.datapath}",
                    # ovn-controller asks the switch rather than probing each few seconds
                    "external_ids:ovn-remote-probe-interval=0", "external_ids:ovn-openflow-probe-interval=0")
@@ -375,12 +405,29 @@ class DataPlane:
     def _create_bridges(self) -> None:
         self.vsctl("--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int",
                    f"datapath_type={self.datapath}", "fail-mode=secure", "other-config:disable-in-band=true")
-        for bridge in sorted(set(self.options.mappings.values())):
+        bridges = sorted(set(self.options.mappings.values()))
+        if self.options.tunnel_cidr:
+            bridges.append(TUNNEL_BRIDGE)
+        for bridge in bridges:
             self.vsctl("--may-exist", "add-br", bridge, "--", "set", "Bridge", bridge, f"datapath_type={self.datapath}")
         # the bridges' own ports come up (taps of the userspace datapath) in the namespace
-        for bridge in ("br-int", *sorted(set(self.options.mappings.values()))):
+        for bridge in ("br-int", *bridges):
             self._wait(lambda b=bridge: self._link_exists(b), 20, f"{bridge} to appear")
             self.run("ip", "link", "set", bridge, "up", namespace=True)
+        if self.options.tunnel_cidr:
+            # the tunnel endpoint; OVS learns the route to its subnet from this namespace's table
+            self.run("ip", "addr", "replace", self.options.tunnel_cidr, "dev", TUNNEL_BRIDGE, namespace=True)
+
+    def add_uplink(self, ifname: str) -> None:
+        """Put interface ``ifname`` (in the data plane's namespace: a NIC, or a veth to another
+        chassis) on br-phy, up: the tunnels to the chassis behind it go through it."""
+        if not self.options.tunnel_cidr:
+            raise DataPlaneError("this data plane has no tunnel endpoint ([network.ovn] tunnel_cidr)")
+        self.run("ip", "link", "set", ifname, "up", namespace=True)
+        self.vsctl("--may-exist", "add-port", TUNNEL_BRIDGE, ifname)
+
+    def remove_uplink(self, ifname: str) -> None:
+        self.vsctl("--if-exists", "del-port", TUNNEL_BRIDGE, ifname)
 
     def _link_exists(self, name: str) -> bool:
         cmd = self.in_namespace(["ip", "link", "show", name])

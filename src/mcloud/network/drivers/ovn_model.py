@@ -120,6 +120,22 @@ def server_mac(subnet_id: str) -> str:
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
+def requested_chassis(port: PortView) -> dict[str, str]:
+    """The options that pin a bound port to its host's chassis, as Neutron's OVN driver writes
+    them: ``requested-chassis`` = ``binding:host_id`` (OVN matches a chassis by its name or its
+    hostname), so only that chassis claims the port (an unbound port: any chassis that has it
+    plugged). During a live migration (``binding:profile`` ``migrating_to``) the destination is
+    requested too, and is let through only once the guest announces itself there by RARP."""
+    if not port.host_id:
+        return {}
+    options = {"requested-chassis": port.host_id}
+    destination = port.profile.get("migrating_to") if isinstance(port.profile, dict) else None
+    if isinstance(destination, str) and destination and destination != port.host_id:
+        options["requested-chassis"] = f"{port.host_id},{destination}"
+        options["activation-strategy"] = "rarp"
+    return options
+
+
 def _braces(values: Iterable[str]) -> str:
     values = list(values)
     return values[0] if len(values) == 1 else "{" + ", ".join(values) + "}"
@@ -280,7 +296,7 @@ class Model:
             else:
                 addresses.append("unknown")
             columns = {"type": "", "addresses": addresses, "port_security": port_security,
-                       "options": {"mcast_flood_reports": "true"}}
+                       "options": {"mcast_flood_reports": "true", **requested_chassis(port)}}
             refs = self._port_dhcp(port, specs)
         columns.update({
             "name": port.id, "enabled": [port.admin_state_up], "external_ids": external_ids,
