@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -139,6 +140,71 @@ async def test_a_port_moved_to_another_chassis_keeps_answering(
               f"{len(replies)} replies at 20 ms intervals")
     assert gap < 10, f"the moved guest was silent for {gap:.1f}s"
     assert await asyncio.to_thread(ovn.ns.ping, ns_mover, "10.63.0.12")
+
+
+#: sends, from namespace-local interface argv[1], the RARP announcement (argv[2] = the MAC) that
+#: qemu sends from a guest's NIC once a migration has moved it
+_RARP = """
+import socket, sys
+mac = bytes.fromhex(sys.argv[2].replace(":", ""))
+frame = b"\\xff" * 6 + mac + b"\\x80\\x35" + bytes.fromhex("0001080006040003") + mac + bytes(4) + mac + bytes(4)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for _ in range(3):
+    s.send(frame.ljust(60, b"\\0"))
+"""
+
+
+async def test_a_live_migration_with_both_chassis_requested_switches_on_the_guests_rarp(
+        ovn: OvnHarness, driver: ovn_driver.OvnDriver, compute: Chassis, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nova's live migration without multiple port bindings: ``binding:profile`` ``migrating_to``
+    asks for both chassis; the destination (a second namespace with the same MAC and address,
+    as the incoming qemu) is plugged early but carries nothing until the guest's RARP there;
+    then the source goes, the RARP is sent, and the host id moves to the destination."""
+    sg = v.open_group()
+    await driver.ensure_security_group(sg)
+    net, sub = await lan(driver, "10.65.0.0/24")
+    mover = v.port(net, sub, "10.65.0.11", (sg.id,), host_id=ovn.options.chassis)
+    peer = v.port(net, sub, "10.65.0.12", (sg.id,), host_id=ovn.options.chassis)
+    for p in (mover, peer):
+        await driver.ensure_port(p)
+    ns_src, ip = await plugged_guest(ovn, driver, mover, None, "src")
+    ns_peer, peer_ip = await plugged_guest(ovn, driver, peer, None, "peer")
+    await asyncio.to_thread(ovn.ns.wait_ping, ns_peer, ip)
+    await driver.ensure_port(dataclasses.replace(mover, profile={"migrating_to": COMPUTE}))
+    ns_dst = ovn.ns.add("dst")
+    await asyncio.to_thread(compute.host.plug_namespace, mover.id, mover.mac_address, ns_dst)
+    ovn.ns.run(ns_dst, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
+    # the incoming guest's memory holds the source's neighbour cache (a failed ARP for the peer
+    # would hold its first answers back by a second of ARP retries)
+    ovn.ns.run(ns_dst, "ip", "neigh", "replace", peer_ip, "lladdr", peer.mac_address, "dev", "eth0")
+    await asyncio.to_thread(ovn.wait_flows)
+    assert "compute-2" in ovn.nb("get", "Logical_Switch_Port", mover.id, "options:requested-chassis")
+    # not activated yet: the destination's traffic goes nowhere, the source still answers
+    assert await asyncio.to_thread(ovn.ns.no_ping, ns_dst, peer_ip, 2)
+    assert await asyncio.to_thread(ovn.ns.ping, ns_peer, ip)
+    pinger = ovn.ns.pinger(ns_peer, ip)
+    await asyncio.sleep(1)
+    switched_at = time.time()
+    await asyncio.to_thread(ovn.host.unplug, mover.id)  # the source qemu ends
+    ovn.ns.run(ns_dst, sys.executable, "-c", _RARP, "eth0", mover.mac_address)
+    await driver.ensure_port(dataclasses.replace(mover, host_id=COMPUTE, profile={}))
+    deadline = time.monotonic() + 20
+    while bound_chassis(ovn, mover.id) != COMPUTE:
+        assert time.monotonic() < deadline, "compute-2 did not take the port"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2)
+    replies = pinger.stop()
+    assert [t for t in replies if t > switched_at], "the migrated guest never answered"
+    assert replies[-1] > time.time() - 1.5, "the migrated guest stopped answering"
+    gap = Pinger.gap(replies)
+    with capsys.disabled():
+        print(f"\n[chassis] live migration controller -> {COMPUTE} (both requested, RARP activation): "
+              f"longest ping silence {gap * 1000:.0f} ms")
+    assert gap < 10
+    assert await asyncio.to_thread(ovn.ns.ping, ns_dst, peer_ip)
+    assert bound_chassis(ovn, mover.id) == COMPUTE
+    assert ovn.nb("get", "Logical_Switch_Port", mover.id, "options").count("compute-2") == 1
 
 
 async def test_a_floating_ip_reaches_a_guest_on_the_other_chassis(
