@@ -1,0 +1,381 @@
+"""A compute host's agent: it pulls the operations the controller sends its host, runs them
+through the host's hypervisor driver, and reports results, power states and heartbeats.
+
+The same :class:`Agent` runs the in-process host of ``mcloud up`` (:class:`LocalTransport`: calls
+``compute.hosts`` directly and is woken the moment an operation commits) and an ``mcloud agent``
+process on another machine or namespace (``agent_http.HttpTransport``: long-polls the
+controller's ``/compute/agent/v1`` routes, which call the same ``compute.hosts`` methods).
+
+Operations of one instance run one after another, in the order they were sent; operations of
+different instances run side by side (spawns at most ``max_concurrent_builds`` at a time).
+
+The payload of an operation that needs the instance (spawn, power_on, resume, rebuild, resize,
+revert_resize, rescue, unrescue, prepare_incoming) is the instance as
+``hosts.instance_payload`` makes it, plus the operation's own keys:
+
+    uuid, name (instance-0000000a), hostname, display_name,
+    flavor {vcpus, memory_mb, root_gb, ephemeral_gb, swap, extra_specs},
+    image {id, disk_format, properties, min_disk, size, checksum, os_hash_algo, os_hash_value, rbd} | None,
+    vifs [{port_id, mac, network_id, mtu}],
+    metadata {uuid, name, hostname, launch_index, availability_zone, project_id, meta, key_name,
+              key_data, key_type},
+    user_data (base64, as given) | None, network_data (network_data.json)
+
+Operation keys: reboot {hard}, power_off {timeout}, snapshot {image_id}, rescue {rescue_image:
+an image dict as above}, console_output {length}, console {protocol}, attach_interface {vif},
+detach_interface {port_id}, live_migrate {target: {uri, disks}}.
+Results: ``power_state`` after the operation, and console_output {output}, console {protocol,
+host, port, password}, snapshot {disk_format, size}, prepare_incoming {uri, disks}.
+
+Every instance gets a config drive: mCloud has no metadata service, so the drive is how a guest
+learns who it is (as Nova's ``force_config_drive``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from mcloud.compute import configdrive, states
+from mcloud.compute.config import ComputeConfig
+from mcloud.compute.drivers.base import (
+    DriverError,
+    FlavorSpec,
+    HostInfo,
+    HypervisorDriver,
+    InstanceNotFound,
+    InstanceSpec,
+    MigrationTarget,
+    VifSpec,
+)
+from mcloud.compute.imagecache import ImageCache
+
+log = logging.getLogger("mcloud.compute.agent")
+
+#: operations whose payload is the instance (an InstanceSpec is built for them)
+NEEDS_SPEC = {"spawn", "power_on", "resume", "rebuild", "resize", "revert_resize", "rescue", "unrescue",
+              "prepare_incoming"}
+#: operations that leave no instance behind (no power state to report)
+GONE_AFTER = {"destroy", "live_migrate", "abort_incoming"}
+#: operations that only read (no power state either)
+READS = {"console_output", "console"}
+
+
+class Transport(Protocol):
+    """How an agent talks to its controller."""
+
+    async def register(self, host: str, info: HostInfo) -> None: ...
+
+    async def pull(self, host: str, wait: float) -> list[dict[str, Any]]: ...
+
+    async def complete(self, host: str, op_id: str, result: dict[str, Any] | None, error: str | None) -> None: ...
+
+    async def heartbeat(self, host: str) -> bool:
+        """False: the controller does not know this host (deleted): register again."""
+
+    async def report_power_states(self, host: str, power_states: dict[str, int]) -> None: ...
+
+    def image_chunks(self, image_id: str) -> AsyncIterator[bytes]: ...
+
+    async def upload_snapshot(self, image_id: str, path: Path, disk_format: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalTransport:
+    """The in-process host's transport: ``compute.hosts`` and the image service, called directly."""
+
+    def __init__(self, hosts: Any):
+        self.hosts = hosts
+
+    async def register(self, host: str, info: HostInfo) -> None:
+        await self.hosts.register(host, info, transport="local")
+
+    async def pull(self, host: str, wait: float) -> list[dict[str, Any]]:
+        return await self.hosts.pull_wait(host, wait)
+
+    async def complete(self, host: str, op_id: str, result: dict[str, Any] | None, error: str | None) -> None:
+        await self.hosts.complete(op_id, result, error, host=host)
+
+    async def heartbeat(self, host: str) -> bool:
+        return bool(await self.hosts.heartbeat([host]))
+
+    async def report_power_states(self, host: str, power_states: dict[str, int]) -> None:
+        await self.hosts.report_power_states(host, power_states)
+
+    async def image_chunks(self, image_id: str) -> AsyncIterator[bytes]:
+        from mcloud.image.service import Caller
+
+        image_service = self.hosts.compute.image
+        caller = Caller(None, is_admin=True)
+        async with image_service.db.read() as session:
+            image = await image_service.get_image(session, caller, image_id)
+            if image.status != "active":
+                raise DriverError(f"Image {image_id} is {image.status}, not active")
+            location = await image_service.data_location(session, image)
+        if location is None:
+            raise DriverError(f"Image {image_id} has no data in a store this cloud reads")
+        async for chunk in image_service.read(location):
+            yield chunk
+
+    async def upload_snapshot(self, image_id: str, path: Path, disk_format: str) -> None:
+        from mcloud.image.service import Caller
+
+        image_service = self.hosts.compute.image
+        caller = Caller(None, is_admin=True)
+        async with image_service.db.write() as session:
+            image = await image_service.get_image(session, caller, image_id, for_update=True)
+            if image.disk_format != disk_format and image.status == "queued":
+                await image_service.update_image(session, caller, image, [
+                    {"op": "replace", "path": ["disk_format"], "value": disk_format}])
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as f:
+                while block := await asyncio.to_thread(f.read, 1 << 20):
+                    yield block
+
+        await image_service.upload(caller, image_id, chunks(), size_hint=path.stat().st_size)
+
+    async def close(self) -> None:
+        pass
+
+
+def spec_from_payload(payload: Mapping[str, Any], image: Any = None) -> InstanceSpec:
+    """The driver's InstanceSpec from an operation's payload (``image``: the ImageSpec the cache
+    gave for ``payload["image"]``)."""
+    flavor = payload.get("flavor") or {}
+    swap = flavor.get("swap") or 0
+    vifs = tuple(VifSpec(port_id=v["port_id"], mac=v["mac"], network_id=v["network_id"], mtu=v.get("mtu"),
+                         model=(payload.get("image") or {}).get("properties", {}).get("hw_vif_model", "virtio")
+                         if payload.get("image") else "virtio")
+                 for v in payload.get("vifs") or [])
+    md = payload.get("metadata")
+    drive = (configdrive.files(md, payload.get("network_data"), payload.get("user_data"))
+             if md is not None else None)
+    return InstanceSpec(
+        uuid=payload["uuid"], name=payload.get("name") or payload["uuid"],
+        hostname=payload.get("hostname") or "",
+        flavor=FlavorSpec(vcpus=int(flavor.get("vcpus", 1)), memory_mb=int(flavor.get("memory_mb", 64)),
+                          root_gb=int(flavor.get("root_gb", 0)), ephemeral_gb=int(flavor.get("ephemeral_gb", 0)),
+                          swap_mb=int(swap or 0), extra_specs=dict(flavor.get("extra_specs") or {})),
+        image=image, vifs=vifs, config_drive=drive)
+
+
+class Agent:
+    """One compute host: its name, its driver, and its transport to the controller."""
+
+    def __init__(self, host: str, driver: HypervisorDriver, transport: Transport, config: ComputeConfig, *,
+                 images: ImageCache | None = None, cache_dir: Path | None = None, heartbeat: bool = True,
+                 poll_wait: float = 30.0):
+        self.host = host
+        self.driver = driver
+        self.transport = transport
+        self.config = config
+        self.images = images or ImageCache(cache_dir or Path(tempfile.gettempdir()) / "mcloud-image-cache",
+                                           transport.image_chunks)
+        self.send_heartbeats = heartbeat
+        self.poll_wait = poll_wait
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._builds = asyncio.Semaphore(max(1, config.max_concurrent_builds))
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reported: dict[str, int] | None = None
+        self._sync_count = 0
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.driver.start()
+        await self.transport.register(self.host, self.driver.host_info())
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._pull_loop(), name=f"agent-{self.host}"))
+        if self.send_heartbeats:
+            self._tasks.append(loop.create_task(self._heartbeat_loop(), name=f"agent-heartbeat-{self.host}"))
+        log.info("compute host %s started (%s driver)", self.host, self.driver.name)
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *self._jobs]:
+            task.cancel()
+        for task in [*self._tasks, *self._jobs]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.driver.close()
+        await self.transport.close()
+
+    async def _pull_loop(self) -> None:
+        while True:
+            try:
+                ops = await self.transport.pull(self.host, self.poll_wait)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the controller may be briefly unreachable
+                log.warning("host %s: could not pull operations", self.host, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            for op in ops:
+                job = asyncio.get_running_loop().create_task(self._run(op))
+                self._jobs.add(job)
+                job.add_done_callback(self._jobs.discard)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.report_interval)
+            try:
+                if not await self.transport.heartbeat(self.host):
+                    log.warning("host %s: the controller does not know this host; registering again", self.host)
+                    await self.transport.register(self.host, self.driver.host_info())
+                await self.sync_power_states()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("host %s: heartbeat failed", self.host, exc_info=True)
+
+    async def sync_power_states(self) -> None:
+        """Report instances whose power state changed since the last report (all of them the
+        first time and every 60th time, as Nova's periodic sync)."""
+        current = await self.driver.list_instances()
+        self._sync_count += 1
+        if self._reported is None or self._sync_count % 60 == 0:
+            changed = dict(current)
+        else:
+            changed = {u: p for u, p in current.items() if self._reported.get(u) != p}
+        self._reported = current
+        if changed:
+            await self.transport.report_power_states(self.host, changed)
+
+    # ------------------------------------------------------------------ running operations
+
+    async def _run(self, op: dict[str, Any]) -> None:
+        uuid = op.get("instance_uuid")
+        lock = self._locks.setdefault(uuid or op["id"], asyncio.Lock())
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        async with lock:
+            try:
+                if op["op"] == "spawn":
+                    async with self._builds:
+                        result = await self.execute(op["op"], uuid, op.get("payload") or {})
+                else:
+                    result = await self.execute(op["op"], uuid, op.get("payload") or {})
+            except asyncio.CancelledError:
+                raise
+            except DriverError as exc:
+                error = str(exc) or exc.__class__.__name__
+                log.info("host %s: %s of %s failed: %s", self.host, op["op"], uuid, error)
+            except Exception as exc:  # noqa: BLE001 - reported as the op's failure
+                log.exception("host %s: %s of %s failed", self.host, op["op"], uuid)
+                error = f"{exc.__class__.__name__}: {exc}"
+        if uuid and not lock.locked() and self._locks.get(uuid) is lock:
+            del self._locks[uuid]
+        for attempt in range(10):
+            try:
+                await self.transport.complete(self.host, op["id"], result, error)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("host %s: could not report %s (attempt %d)", self.host, op["id"], attempt + 1,
+                            exc_info=True)
+                await asyncio.sleep(min(2 ** attempt, 30))
+
+    async def spec(self, payload: Mapping[str, Any]) -> InstanceSpec:
+        image = await self.images.fetch(payload["image"]) if payload.get("image") else None
+        return spec_from_payload(payload, image)
+
+    async def execute(self, op: str, uuid: str | None, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one operation through the driver; returns its result."""
+        d = self.driver
+        result: dict[str, Any] = {}
+        if uuid is None:
+            raise DriverError(f"Operation {op} names no instance")
+        spec = await self.spec({**payload, "uuid": uuid}) if op in NEEDS_SPEC else None
+        match op:
+            case "spawn":
+                await d.spawn(spec)  # type: ignore[arg-type]
+            case "destroy":
+                await d.destroy(uuid)
+            case "power_off":
+                await d.power_off(uuid, float(payload.get("timeout", 0) or 0))
+            case "power_on":
+                await d.power_on(spec)  # type: ignore[arg-type]
+            case "reboot":
+                await d.reboot(uuid, bool(payload.get("hard", True)))
+            case "pause":
+                await d.pause(uuid)
+            case "unpause":
+                await d.unpause(uuid)
+            case "suspend":
+                await d.suspend(uuid)
+            case "resume":
+                await d.resume(spec)  # type: ignore[arg-type]
+            case "rebuild":
+                await d.rebuild(spec)  # type: ignore[arg-type]
+            case "snapshot":
+                result.update(await self._snapshot(uuid, payload["image_id"]))
+            case "resize":
+                await d.resize(spec)  # type: ignore[arg-type]
+            case "confirm_resize":
+                await d.confirm_resize(uuid)
+            case "revert_resize":
+                await d.revert_resize(spec)  # type: ignore[arg-type]
+            case "rescue":
+                rescue = payload.get("rescue_image") or payload.get("image")
+                if not rescue:
+                    raise DriverError("Rescue needs an image")
+                await d.rescue(spec, await self.images.fetch(rescue))  # type: ignore[arg-type]
+            case "unrescue":
+                await d.unrescue(spec)  # type: ignore[arg-type]
+            case "console_output":
+                length = payload.get("length")
+                result["output"] = await d.console_output(uuid, None if length is None else int(length))
+            case "console":
+                console = await d.console(uuid, payload.get("protocol") or "vnc")
+                result.update(protocol=console.protocol, host=console.host, port=console.port,
+                              password=console.password)
+            case "attach_interface":
+                v = payload["vif"]
+                await d.attach_interface(uuid, VifSpec(port_id=v["port_id"], mac=v["mac"],
+                                                       network_id=v["network_id"], mtu=v.get("mtu")))
+            case "detach_interface":
+                await d.detach_interface(uuid, payload["port_id"])
+            case "prepare_incoming":
+                target = await d.prepare_incoming(spec)  # type: ignore[arg-type]
+                result.update(uri=target.uri, disks=dict(target.disks))
+            case "live_migrate":
+                t = payload["target"]
+                await d.live_migrate(uuid, MigrationTarget(uri=t["uri"], disks=dict(t.get("disks") or {})))
+            case "finish_incoming":
+                await d.finish_incoming(uuid)
+            case "abort_incoming":
+                await d.abort_incoming(uuid)
+            case _:
+                raise DriverError(f"Unknown host operation {op!r}")
+        if op not in GONE_AFTER and op not in READS:
+            try:
+                result["power_state"] = await d.power_state(uuid)
+            except InstanceNotFound:
+                result["power_state"] = states.NOSTATE
+        elif op in GONE_AFTER:
+            result["power_state"] = states.NOSTATE
+        return result
+
+    async def _snapshot(self, uuid: str, image_id: str) -> dict[str, Any]:
+        directory = self.images.directory / "snapshots"
+        directory.mkdir(parents=True, exist_ok=True)
+        dest = directory / f"{uuid}-{image_id}"
+        try:
+            disk_format = await self.driver.snapshot(uuid, dest)
+            size = dest.stat().st_size
+            await self.transport.upload_snapshot(image_id, dest, disk_format)
+            return {"disk_format": disk_format, "size": size}
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                dest.unlink()

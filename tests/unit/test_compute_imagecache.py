@@ -1,0 +1,73 @@
+"""The host's image cache: one download per image however many instances want it at once, the
+data checked against the image service's checksum, Ceph images never downloaded."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mcloud.compute.imagecache import ImageCache, ImageCacheError
+
+DATA = b"x" * 300_000 + b"tail"
+
+
+def source(data: bytes = DATA, calls: list[str] | None = None):
+    async def chunks(image_id: str) -> AsyncIterator[bytes]:
+        if calls is not None:
+            calls.append(image_id)
+        for i in range(0, len(data), 65536):
+            await asyncio.sleep(0)
+            yield data[i:i + 65536]
+    return chunks
+
+
+def image(**kw):
+    return {"id": "img-1", "disk_format": "qcow2", "size": len(DATA), "os_hash_algo": "sha512",
+            "os_hash_value": hashlib.sha512(DATA).hexdigest(), "checksum": hashlib.md5(DATA).hexdigest(),
+            "properties": {"hw_vif_model": "e1000"}, **kw}
+
+
+async def test_downloaded_once_and_shared(tmp_path):
+    calls: list[str] = []
+    cache = ImageCache(tmp_path / "cache", source(calls=calls))
+    specs = await asyncio.gather(*(cache.fetch(image()) for _ in range(5)))
+    assert calls == ["img-1"] and cache.downloads == 1
+    assert all(s.path == tmp_path / "cache" / "img-1" for s in specs)
+    assert specs[0].path.read_bytes() == DATA
+    assert specs[0].properties == {"hw_vif_model": "e1000"} and specs[0].disk_format == "qcow2"
+    await cache.fetch(image())
+    assert calls == ["img-1"]
+    assert cache.remove_unused({"img-1"}) == []
+    assert cache.remove_unused(set()) == ["img-1"]
+
+
+async def test_checksum_mismatch_keeps_nothing(tmp_path):
+    cache = ImageCache(tmp_path, source(DATA[:-1] + b"!"))
+    with pytest.raises(ImageCacheError, match="failed verification"):
+        await cache.fetch(image())
+    assert list(tmp_path.iterdir()) == []
+    md5_only = ImageCache(tmp_path, source(DATA[:-1] + b"!"))
+    with pytest.raises(ImageCacheError, match="md5"):
+        await md5_only.fetch(image(os_hash_algo=None, os_hash_value=None))
+
+
+async def test_a_failed_download_is_a_clear_error(tmp_path):
+    async def broken(image_id: str) -> AsyncIterator[bytes]:
+        yield b"abc"
+        raise ConnectionError("the image service went away")
+
+    cache = ImageCache(tmp_path, broken)
+    with pytest.raises(ImageCacheError, match="could not be downloaded: the image service went away"):
+        await cache.fetch(image())
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_rbd_images_are_not_downloaded(tmp_path):
+    calls: list[str] = []
+    cache = ImageCache(tmp_path, source(calls=calls), ceph_conf="/etc/ceph/ceph.conf")
+    spec = await cache.fetch(image(rbd="images/img-1@snap"))
+    assert spec.rbd == "images/img-1@snap" and spec.ceph_conf == "/etc/ceph/ceph.conf" and spec.path is None
+    assert calls == []
