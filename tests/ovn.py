@@ -126,11 +126,10 @@ class OvnHarness:
         """Options of an extra chassis ``name`` joined to this data plane (its own temp dir,
         namespace ``mcc-<pid>-<n>``, the next tunnel address)."""
         network = TUNNEL_CIDR.rsplit(".", 1)[0]
-        return ChassisOptions.parse({
-            "name": name, "sb_connection": self.dataplane.sb_remote,
-            "tunnel_cidr": f"{network}.{next(self._tunnel_hosts)}/24",
-            "directory": tempfile.mkdtemp(prefix="mcloud-chassis-"), "namespace": f"mcc-{os.getpid()}-{next(_count)}",
-            "peer_namespace": self.namespace, "peer_ovs_connection": self.dataplane.ovs_remote}, self.root)
+        return ChassisOptions.beside(self.options, self.root, name=name,
+                                     tunnel_cidr=f"{network}.{next(self._tunnel_hosts)}/24",
+                                     directory=tempfile.mkdtemp(prefix="mcloud-chassis-"),
+                                     namespace=f"mcc-{os.getpid()}-{next(_count)}")
 
     def add_chassis(self, name: str) -> Chassis:
         """An extra chassis ``name``, started and registered (its ``host`` plugs ports there)."""

@@ -69,3 +69,13 @@ def test_chassis_options(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="go together"):
         ChassisOptions.parse({**base, "peer_namespace": "ns"}, tmp_path)
     assert len(veth_name(str(tmp_path))) <= 15
+
+
+def test_a_chassis_beside_the_controllers_data_plane(tmp_path: Path) -> None:
+    controller = OvnOptions.parse({"tunnel_cidr": "10.255.0.1/24"}, tmp_path / "ctl")
+    opts = ChassisOptions.beside(controller, tmp_path / "agent", name="compute-2", tunnel_cidr="10.255.0.2/24")
+    assert opts.sb_connection == f"unix:{tmp_path / 'ctl' / 'ovn' / 'sb.sock'}"
+    assert opts.peer_namespace == controller.namespace
+    assert opts.peer_ovs_connection == f"unix:{tmp_path / 'ctl' / 'ovn' / 'db.sock'}"
+    assert opts.directory == str(tmp_path / "agent" / "chassis")
+    assert opts.ovn_options(tmp_path / "agent").namespace != controller.namespace

@@ -85,6 +85,25 @@ class Instance(Base):
         return f"instance-{self.id:08x}"
 
 
+class InstanceMetadata(Base):
+    """A server's metadata items (key -> value), as the metadata API and ``metadata`` show them."""
+
+    __tablename__ = "compute_instance_metadata"
+    instance_uuid: Mapped[str] = mapped_column(sa.ForeignKey("compute_instance.uuid", ondelete="CASCADE"),
+                                               primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(255), default="")
+
+
+class InstanceTag(Base):
+    """A server's tags (2.26+)."""
+
+    __tablename__ = "compute_instance_tag"
+    instance_uuid: Mapped[str] = mapped_column(sa.ForeignKey("compute_instance.uuid", ondelete="CASCADE"),
+                                               primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(60), primary_key=True, index=True)
+
+
 class InstanceFault(Base):
     """The fault of a server in ERROR (the newest row is shown)."""
 

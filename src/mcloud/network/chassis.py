@@ -100,6 +100,15 @@ class ChassisOptions:
         ipaddress.ip_interface(opts.tunnel_cidr)
         return opts
 
+    @classmethod
+    def beside(cls, controller: OvnOptions, data_dir: Path, **options: Any) -> ChassisOptions:
+        """A chassis on the same machine as the controller's data plane (``controller``: its
+        ``[network.ovn]`` options, as ``OvnOptions.parse`` settles them): its Southbound socket,
+        and a veth to its namespace. ``options`` give the rest (name, tunnel_cidr, ...)."""
+        root = Path(controller.directory)
+        return cls.parse({"sb_connection": f"unix:{root / 'sb.sock'}", "peer_namespace": controller.namespace,
+                          "peer_ovs_connection": f"unix:{root / 'db.sock'}", **options}, data_dir)
+
     def ovn_options(self, data_dir: Path) -> OvnOptions:
         return OvnOptions.parse({"directory": self.directory, "namespace": self.namespace, "chassis": self.name,
                                  "datapath_type": self.datapath_type, "tunnel_cidr": self.tunnel_cidr,
