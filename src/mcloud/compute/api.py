@@ -14,7 +14,6 @@ and raises ``mcloud.core.errors`` classes, which this module renders as Nova doe
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,13 +168,7 @@ def build(runtime: Runtime, compute: ComputeService) -> Any:
     app.add_api_route("/v2", _version_doc("v2.0"), methods=["GET"])
     app.add_api_route("/v2/", _version_doc("v2.0"), methods=["GET"])
     api_servers.add_routes(app)
-    for name in PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in policies.optional_modules(PARTS):
         add = getattr(module, "add_routes", None)
         if add is not None:
             add(app)

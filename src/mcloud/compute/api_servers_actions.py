@@ -18,7 +18,7 @@ from mcloud.compute import states as st
 from mcloud.compute.api import V21, base_url, body_of, caller_of, compute_of, query, respond
 from mcloud.compute.service import Caller, utc
 from mcloud.compute.service_servers_actions import check_state, start_action, state_conflict
-from mcloud.compute.service_servers_create import ref_id
+from mcloud.compute.service_servers_create import boot_image, ref_id
 from mcloud.core.errors import APIError, BadRequest, Conflict, NotFound, NotImplementedYet
 
 #: action name -> (policy rule, Nova's body schema of the action's value, since, until)
@@ -238,15 +238,7 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
     check_state(inst, "rebuild")
     image_ref = ref_id(value["imageRef"])
     compute = servers.compute
-    try:
-        image = await compute.image.get_image(session, caller.image_caller(), image_ref)
-    except APIError as exc:
-        if exc.status == 404:
-            raise BadRequest(f"Image {image_ref} could not be found.") from None
-        raise
-    if image.status != "active":
-        raise BadRequest(f"Image {image_ref} is not active.")
-    view = await compute.image.view(session, image)
+    image, view = await boot_image(compute, session, caller, image_ref)
     if "name" in value:
         inst.name = value["name"]
     if "description" in value and caller.at(2, 19):

@@ -10,6 +10,7 @@ project-scoped tokens (``scope_types=['project']``, enforced).
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 ADMIN = "rule:context_is_admin"
 MANAGER = "rule:project_manager_or_admin"
@@ -94,19 +95,26 @@ SERVERS: dict[str, str] = {
 PARTS = ("mcloud.compute.policies_resources", "mcloud.compute.policies_hosts", "mcloud.compute.policies_agent")
 
 
-def _merged() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    rules = {**BASE, **SERVERS}
-    scopes: dict[str, tuple[str, ...]] = {name: ("project",) for name in SERVERS}
-    for name in PARTS:
+def optional_modules(names: tuple[str, ...]) -> list[Any]:
+    """The modules of ``names`` that exist (a part that has not landed yet is skipped; an import
+    error inside an existing module is raised)."""
+    out = []
+    for name in names:
         try:
-            module = importlib.import_module(name)
+            out.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise
-            continue
+    return out
+
+
+def _merged() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    rules = {**BASE, **SERVERS}
+    scopes: dict[str, tuple[str, ...]] = {name: ("project",) for name in SERVERS}
+    for module in optional_modules(PARTS):
         for rule, check in getattr(module, "RULES", {}).items():
             if rules.get(rule, check) != check:
-                raise ValueError(f"compute policy rule {rule!r} of {name} differs from the one registered before")
+                raise ValueError(f"compute policy rule {rule!r} of {module.__name__} differs from the one registered before")
             rules[rule] = check
         scopes.update(getattr(module, "SCOPE_TYPES", {}))
     return rules, scopes

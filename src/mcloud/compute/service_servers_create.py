@@ -185,15 +185,7 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
         flavor = await resources.get_flavor_for_boot(session, caller, str(server["flavorRef"]).rsplit("/", 1)[-1]
                                                      if isinstance(server["flavorRef"], str) else
                                                      str(server["flavorRef"]))
-        try:
-            image = await compute.image.get_image(session, caller.image_caller(), image_ref)
-        except APIError as exc:
-            if exc.status == 404:
-                raise BadRequest(f"Image {image_ref} could not be found.") from None
-            raise
-        if image.status != "active":
-            raise BadRequest(f"Image {image_ref} is not active.")
-        image_view = await compute.image.view(session, image)
+        image, image_view = await boot_image(compute, session, caller, image_ref)
         key = None
         if key_name:
             key = await resources.get_keypair(session, caller.user_id, key_name)
@@ -299,6 +291,20 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
     if wake is not None:
         wake()
     return Created(insts, reservation_id, admin_pass)
+
+
+async def boot_image(compute: Any, session: Any, caller: Caller, image_ref: str) -> tuple[Any, Any]:
+    """The image a server boots (or is rebuilt) from, as the caller sees it: 400 when unknown or
+    not active, as Nova. Returns the row and its view (properties)."""
+    try:
+        image = await compute.image.get_image(session, caller.image_caller(), image_ref)
+    except APIError as exc:
+        if exc.status == 404:
+            raise BadRequest(f"Image {image_ref} could not be found.") from None
+        raise
+    if image.status != "active":
+        raise BadRequest(f"Image {image_ref} is not active.")
+    return image, await compute.image.view(session, image)
 
 
 def _build_fields(cls: Any, values: dict[str, Any]) -> dict[str, Any]:
