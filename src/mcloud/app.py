@@ -153,6 +153,8 @@ class Cloud:
             admin_password=admin_password, demo_password=demo_password or admin_password,
             reset_passwords=reset_passwords, public_url=self.config.public_url,
             region=self.config.server.region, services=self.service_urls())
+        async with self.db.write() as session:  # devstack's flavors, in a cloud that has none yet
+            await self.compute.resources.make_default_flavors(session)
 
     def _root(self) -> ServiceDispatcher:
         services = self.runtime.services
