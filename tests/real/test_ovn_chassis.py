@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import select
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ from mcloud.network.drivers.base import FloatingIPView, RouterView
 from tests.netns import Pinger
 from tests.ovn import OvnHarness
 from tests.real import ovn_views as v
-from tests.real.test_ovn_dataplane import Statuses, lan
+from tests.real.test_ovn_dataplane import Statuses, _arp_request, lan
 
 pytestmark = pytest.mark.real
 
@@ -234,6 +236,41 @@ async def test_a_floating_ip_reaches_a_guest_on_the_other_chassis(
         router_id=router_id, port_id=vm.id, fixed_ip_address=ip, port_mac=vm.mac_address))
     await asyncio.to_thread(ovn.ns.wait_ping, outside, "172.24.8.50")
     assert await asyncio.to_thread(ovn.ns.udp_source, outside, "172.24.8.1", ns_vm) == "172.24.8.50"
+
+
+async def test_a_guest_tap_on_the_other_chassis_carries_traffic(
+        ovn: OvnHarness, driver: ovn_driver.OvnDriver, compute: Chassis) -> None:
+    """What the compute driver does on compute-2: ``chassis.host.plug_tap`` and ``open_tap`` (a
+    descriptor for qemu, opened in the chassis's namespace). The test is qemu: it asks by ARP for
+    a peer on the controller's chassis through the descriptor and reads the answer."""
+    sg = v.open_group()
+    await driver.ensure_security_group(sg)
+    net, sub = await lan(driver, "10.67.0.0/24")
+    vm = v.port(net, sub, "10.67.0.10", (sg.id,), host_id=COMPUTE)
+    peer = v.port(net, sub, "10.67.0.11", (sg.id,), host_id=ovn.options.chassis)
+    for p in (vm, peer):
+        await driver.ensure_port(p)
+    await plugged_guest(ovn, driver, peer, None, "peer")
+    name = await asyncio.to_thread(compute.host.plug_tap, vm.id, vm.mac_address, 1442)
+    await driver.statuses.wait(vm.id)  # type: ignore[attr-defined]
+    assert bound_chassis(ovn, vm.id) == COMPUTE
+    fd = compute.host.open_tap(name)
+    try:
+        peer_mac = bytes.fromhex(peer.mac_address.replace(":", ""))
+        deadline = time.monotonic() + 10
+        answered = False
+        while not answered and time.monotonic() < deadline:
+            os.write(fd, _arp_request(vm.mac_address, "10.67.0.10", "10.67.0.11"))
+            while select.select([fd], [], [], 0.5)[0]:
+                frame = os.read(fd, 2048)
+                if frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x02" and frame[22:28] == peer_mac:
+                    answered = True
+                    break
+        assert answered, "no ARP reply from the peer on the other chassis came back through the tap"
+    finally:
+        os.close(fd)
+    await asyncio.to_thread(compute.host.unplug, vm.id)
+    await driver.statuses.wait(vm.id, up=False)  # type: ignore[attr-defined]
 
 
 def _netns() -> str:
