@@ -5,7 +5,6 @@ left after an ERROR), deletes, one-op actions to Nova's end states, and the powe
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,16 +29,7 @@ from mcloud.network.service import Caller as NetCaller
 from mcloud.network.service import NetworkService
 from mcloud.placement.config import PlacementConfig
 from mcloud.placement.service import Inventory, PlacementService
-
-
-@dataclasses.dataclass
-class State:
-    provider_uuid: str
-    node: str
-    up: bool = True
-    enabled: bool = True
-    forced_down: bool = False
-    az: str = "nova"
+from tests.unit.test_compute_scheduler import State
 
 
 class FakeHosts:

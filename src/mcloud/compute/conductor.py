@@ -183,6 +183,18 @@ class Conductor:
         return await self.compute.hosts.wait(op_id, timeout)
 
     async def instance_payload(self, inst: Instance, **kw: Any) -> dict[str, Any]:
+        """The instance as its host needs it (AGENT's ``hosts.instance_payload``), its NICs in the
+        order the build made them and its metadata; op keys are merged into it."""
+        from mcloud.compute import models as cm
+
+        ports = [r["port_id"] for r in (inst.system_metadata or {}).get("ports") or []]
+        kw.setdefault("port_ids", ports or None)
+        meta_model = getattr(cm, "InstanceMetadata", None)
+        if meta_model is not None and "meta" not in kw:
+            async with self.compute.db.read() as session:
+                rows = await session.execute(sa.select(meta_model.key, meta_model.value).where(
+                    meta_model.instance_uuid == inst.uuid))
+                kw["meta"] = {k: v for k, v in rows}
         return await self.compute.hosts.instance_payload(inst, **kw)
 
     async def host_is_up(self, host: str | None) -> bool:

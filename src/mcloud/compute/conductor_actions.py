@@ -31,7 +31,7 @@ class OneOp:
     op: str
     vm_state: str
     power_state: int
-    #: the op's payload: False = {}, True = {"instance": the instance payload}
+    #: whether the op's payload is the instance payload (op keys merged into it)
     spec: bool = False
     payload: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
@@ -46,8 +46,7 @@ ONE_OP: dict[str, OneOp] = {
     "unpause": OneOp("compute_unpause_instance", "unpause", st.ACTIVE, st.RUNNING),
     "suspend": OneOp("compute_suspend_instance", "suspend", st.SUSPENDED, st.SHUTDOWN),
     "resume": OneOp("compute_resume_instance", "resume", st.ACTIVE, st.RUNNING, spec=True),
-    "rescue": OneOp("compute_rescue_instance", "rescue", st.RESCUED, st.RUNNING, spec=True,
-                    payload=lambda p: {"rescue_image_id": p.get("rescue_image_ref") or p.get("rescue_image_id")}),
+    "rescue": OneOp("compute_rescue_instance", "rescue", st.RESCUED, st.RUNNING, spec=True),
     "unrescue": OneOp("compute_unrescue_instance", "unrescue", st.ACTIVE, st.RUNNING, spec=True),
 }
 
@@ -86,7 +85,10 @@ async def one_op(c: Conductor, ctx: TaskContext, inst: Instance, action: str, pa
         if not inst.host:
             raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
         if spec.spec:
-            payload["instance"] = await c.instance_payload(inst)
+            payload = {**await c.instance_payload(inst), **payload}
+        rescue_image = params.get("rescue_image_ref") or params.get("rescue_image_id")
+        if action == "rescue" and rescue_image:
+            payload["rescue_image"] = await c.compute.hosts.image_payload(rescue_image)
         result = await c.host_op(ctx.id, action, inst.host, spec.op, inst.uuid, payload, OP_TIMEOUT)
     except (HostOpFailed, HostTimeout, ActionFailed) as exc:
         await action_failed(c, inst, rid, spec.event, exc)

@@ -159,8 +159,8 @@ class Build:
             return row
 
     async def networking(self, inst: Instance) -> Instance:
-        await self.c.allocate_ports(inst, list(self.req.networks or []), list(self.req.security_groups or []),
-                                    inst.host or "")
+        networks = self.req.networks if isinstance(self.req.networks, list) else []
+        await self.c.allocate_ports(inst, list(networks), list(self.req.security_groups or []), inst.host or "")
         row = await self.c.update(self.uuid, task_state=st.SPAWNING)
         if row is None or row.deleted or row.task_state == st.DELETING:
             raise Stop()
@@ -169,7 +169,7 @@ class Build:
     async def spawn(self, inst: Instance, attempt: int) -> dict[str, Any]:
         from mcloud.compute.hosts import HostOpFailed, HostTimeout
 
-        payload = {"instance": await self.c.instance_payload(inst)}
+        payload = await self.c.instance_payload(inst)
         try:
             return await self.c.host_op(self.ctx.id, f"spawn-{attempt}", inst.host or "", "spawn", self.uuid,
                                         payload, SPAWN_TIMEOUT)

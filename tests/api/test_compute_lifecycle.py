@@ -1,0 +1,149 @@
+"""Servers driven through the Nova API to each action's end state with the real hosts registry,
+the in-process agent and the fake hypervisor driver: build (ports, host, events), the power
+actions, pause, suspend, reboot, rescue, delete (ports and allocations gone), a spawn failure's
+fault, and the power-state sync noticing a guest that stopped by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+
+from tests.api.compute_helpers import ComputeWorld, Nova, compute_world, uniq
+
+TERMINAL = {"ACTIVE", "ERROR", "SHUTOFF", "PAUSED", "SUSPENDED", "RESCUE", "VERIFY_RESIZE", "SHELVED",
+            "SHELVED_OFFLOADED"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def w(cloud) -> AsyncIterator[ComputeWorld]:
+    async with compute_world(cloud) as world:
+        FLAVOR["id"] = await make_flavor(world, vcpus=1, ram=512, disk=1)
+        yield world
+
+
+FLAVOR: dict[str, str] = {}
+
+
+async def make_flavor(w: ComputeWorld, **fields: Any) -> str:
+    r = await w.admin.post("/flavors", {"flavor": {"name": uniq("flavor"), **fields}}, expect=200)
+    return r.json()["flavor"]["id"]
+
+
+async def wait_for(nova: Nova, server_id: str, status: str | None = None, *, gone: bool = False,
+                   timeout: float = 30.0) -> dict[str, Any]:
+    """Poll the server until it reaches ``status`` with no task under way (or a terminal status
+    other than the wanted one, which fails), or is gone (404)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    server: dict[str, Any] = {}
+    while loop.time() < deadline:
+        r = await nova.get(f"/servers/{server_id}")
+        if gone and r.status_code == 404:
+            return {}
+        assert r.status_code == 200, r.text
+        server = r.json()["server"]
+        settled = server.get("OS-EXT-STS:task_state") is None
+        if not gone and settled and server["status"] == status:
+            return server
+        if not gone and settled and server["status"] in TERMINAL and server["status"] != status:
+            raise AssertionError(f"server {server_id} is {server['status']}, not {status}: {server.get('fault')}")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server {server_id} did not reach {status or 'deletion'}: {server}")
+
+
+async def boot(w: ComputeWorld, who: str = "member", **server: Any) -> str:
+    body = {"name": uniq("vm"), "imageRef": w.image_id, "flavorRef": FLAVOR["id"],
+            "networks": [{"uuid": w.network_id}], **server}
+    r = await w[who].post("/servers", {"server": body}, expect=202)
+    return r.json()["server"]["id"]
+
+
+async def events_of(w: ComputeWorld, server_id: str, request_id: str | None = None) -> dict[str, list[Any]]:
+    actions = (await w.admin.get(f"/servers/{server_id}/os-instance-actions", expect=200)).json()["instanceActions"]
+    out: dict[str, list[Any]] = {}
+    for a in actions:
+        if request_id and a["request_id"] != request_id:
+            continue
+        full = (await w.admin.get(f"/servers/{server_id}/os-instance-actions/{a['request_id']}",
+                                  expect=200)).json()["instanceAction"]
+        out.setdefault(a["action"], []).extend((e["event"], e["result"]) for e in full.get("events", []))
+    return out
+
+
+async def test_a_server_builds_to_active_with_its_port_and_allocation(w: ComputeWorld) -> None:
+    sid = await boot(w)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["OS-EXT-STS:vm_state"] == "active" and server["OS-EXT-STS:power_state"] == 1
+    assert server["OS-EXT-SRV-ATTR:host"] and server["OS-EXT-AZ:availability_zone"] == "nova"
+    assert server["OS-SRV-USG:launched_at"]
+    ports = (await w.neutron["admin"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"]
+    assert len(ports) == 1 and ports[0]["device_owner"] == "compute:nova"
+    assert ports[0]["binding:host_id"] == server["OS-EXT-SRV-ATTR:host"]
+    allocs = await w.cloud.placement.consumer_allocations(sid)
+    assert [r["resources"] for r in allocs["providers"].values()] == [{"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}]
+    events = await events_of(w, sid)
+    assert events["create"] == [("conductor_schedule_and_build_instances", "Success"),
+                                ("compute__do_build_and_run_instance", "Success")]
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, gone=True)
+    assert (await w.neutron["member"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"] == []
+    assert await w.cloud.placement.consumer_allocations(sid) is None
+
+
+async def test_power_pause_suspend_reboot_rescue_reach_their_states(w: ComputeWorld) -> None:
+    sid = await boot(w)
+    await wait_for(w["member"], sid, "ACTIVE")
+    m = w["member"]
+    steps = [("os-stop", None, "SHUTOFF", 4), ("os-start", None, "ACTIVE", 1), ("pause", None, "PAUSED", 3),
+             ("unpause", None, "ACTIVE", 1), ("suspend", None, "SUSPENDED", (4, 7)), ("resume", None, "ACTIVE", 1),
+             ("reboot", {"type": "HARD"}, "ACTIVE", 1), ("reboot", {"type": "SOFT"}, "ACTIVE", 1),
+             ("rescue", {}, "RESCUE", 1), ("unrescue", None, "ACTIVE", 1)]
+    for name, body, status, power in steps:
+        r = await m.action(sid, name, body)
+        assert r.status_code in ((200, 202) if name == "rescue" else (202,)), r.text
+        server = await wait_for(w.admin, sid, status)
+        # suspended: Nova's libvirt says shutdown (a managed save), a driver may say suspended
+        assert server["OS-EXT-STS:power_state"] in (power if isinstance(power, tuple) else (power,)), (name, server)
+    events = await events_of(w, sid)
+    for action, event in [("stop", "compute_stop_instance"), ("start", "compute_start_instance"),
+                          ("pause", "compute_pause_instance"), ("suspend", "compute_suspend_instance"),
+                          ("reboot", "compute_reboot_instance"), ("rescue", "compute_rescue_instance")]:
+        assert (event, "Success") in events[action], (action, events)
+    await m.delete(f"/servers/{sid}", expect=204)
+    await wait_for(m, sid, gone=True)
+
+
+async def test_a_guest_that_stops_by_itself_is_shutoff(w: ComputeWorld) -> None:
+    sid = await boot(w)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    agent = w.cloud.compute.hosts.agent(server["OS-EXT-SRV-ATTR:host"])
+    agent.driver.set_power_state(sid, 4)
+    await agent.sync_power_states()
+    server = await wait_for(w.admin, sid, "SHUTOFF", timeout=10)
+    assert server["OS-EXT-STS:power_state"] == 4 and server["OS-EXT-STS:vm_state"] == "stopped"
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, gone=True)
+
+
+async def test_a_spawn_that_fails_everywhere_is_error_with_a_fault_and_holds_nothing(w: ComputeWorld) -> None:
+    hosts = w.cloud.compute.hosts
+    for name in list(hosts.agents):
+        hosts.agent(name).driver.inject("spawn", "injected: the hypervisor said no", count=None)
+    try:
+        sid = await boot(w)
+        server = await wait_for(w.admin, sid, "ERROR")
+    finally:
+        for name in list(hosts.agents):
+            hosts.agent(name).driver.inject("spawn", "", count=0)
+    assert server["fault"]["code"] == 500
+    # every host failed once (the driver's message is each try's fault), then Nova's MaxRetriesExceeded
+    assert server["fault"]["message"] == ("Exceeded maximum number of retries. Exhausted all hosts available "
+                                          f"for retrying build failures for instance {sid}.")
+    assert server["OS-EXT-SRV-ATTR:host"] is None
+    assert (await w.neutron["member"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"] == []
+    assert await w.cloud.placement.consumer_allocations(sid) is None
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, gone=True)
