@@ -15,6 +15,7 @@ images and networks servers are booted from.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
@@ -104,6 +105,7 @@ class ComputeWorld:
     neutron: dict[str, Neutron]
     image_id: str = ""
     network_id: str = ""
+    flavor_id: str = "1"  # m1.tiny (devstack's default flavors)
 
     def __getitem__(self, who: str) -> Nova:
         return self.admin if who == "admin" else self.callers[who]
@@ -127,6 +129,27 @@ class ComputeWorld:
         return net["id"]
 
 
+async def wait_for(nova: Nova, server_id: str, status: str | set[str], timeout: float = 20,
+                   task_state_none: bool = True) -> dict[str, Any]:
+    """Poll GET /servers/{id} until its status is ``status`` (and no task is under way); the body."""
+    wanted = {status} if isinstance(status, str) else status
+    deadline = asyncio.get_running_loop().time() + timeout
+    server: dict[str, Any] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        r = await nova.get(f"/servers/{server_id}")
+        if r.status_code == 404 and "DELETED" in wanted:
+            return {"status": "DELETED"}
+        assert r.status_code == 200, r.text
+        server = r.json()["server"]
+        if server["status"] in wanted and (not task_state_none or server.get("OS-EXT-STS:task_state") is None):
+            return server
+        if server["status"] == "ERROR" and "ERROR" not in wanted and "DELETED" not in wanted:
+            raise AssertionError(f"server {server_id} went to ERROR: {server.get('fault')}")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server {server_id} is {server.get('status')}/{server.get('OS-EXT-STS:task_state')}, "
+                         f"not {wanted}, after {timeout}s")
+
+
 @contextlib.asynccontextmanager
 async def compute_world(cloud: Any) -> AsyncIterator[ComputeWorld]:
     async with admin_keystone(cloud) as (ks, admin_id):
@@ -142,10 +165,12 @@ async def compute_world(cloud: Any) -> AsyncIterator[ComputeWorld]:
         admin_project = (await ks.validate(ks.token)).json()["token"]["project"]["id"]
         admin = Nova(ks.client, ks.token, admin_project, admin_id)
         neutron["admin"] = Neutron(ks.client, ks.token, admin_project)
+        async with cloud.compute.db.write() as session:
+            await cloud.compute.resources.make_default_flavors(session)
         world = ComputeWorld(cloud, ks, admin, callers, projects, neutron)
         world.image_id = await world.image()
         world.network_id = await world.network()
         yield world
 
 
-__all__ = ["V21", "ComputeWorld", "Nova", "assert_fault", "compute_world", "uniq"]
+__all__ = ["V21", "ComputeWorld", "Nova", "assert_fault", "compute_world", "uniq", "wait_for"]

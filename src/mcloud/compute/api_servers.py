@@ -210,6 +210,9 @@ async def delete_metadata_item(request: Request, server_id: str, key: str) -> Re
 
 # ---------------------------------------------------------------------- tags (2.26+)
 
+# Nova's server_tags: tags change only in these states, and its action names in the 409
+TAG_STATES = ("active", "paused", "suspended", "stopped", "shelved", "shelved_offloaded")
+TAG_ACTIONS = {"update_all": "update tags", "update": "update tag", "delete_all": "delete tags", "delete": "delete tag"}
 TAGS_BODY = {"type": "object", "properties": {"tags": sc.TAGS}, "required": ["tags"], "additionalProperties": False}
 
 
@@ -243,12 +246,10 @@ async def _write_tags(request: Request, server_id: str, rule: str, change: Any) 
     async with servers.db.write() as session:
         inst = await servers.get(session, caller, server_id, for_update=True)
         caller.authorize(f"os_compute_api:os-server-tags:{rule}", {"project_id": inst.project_id})
-        if inst.vm_state not in ("active", "paused", "suspended", "stopped", "shelved", "shelved_offloaded",
-                                 "building", "rescued", "resized", "error", "soft-delete") or inst.task_state:
+        if inst.vm_state not in TAG_STATES:
             from mcloud.compute.service_servers_actions import state_conflict  # noqa: PLC0415
 
-            if inst.task_state:
-                raise state_conflict(inst, f"{rule} tags")
+            raise state_conflict(inst, TAG_ACTIONS[rule])
         current = await servers.tags(session, inst.uuid)
         wanted = change(current)
         return await servers.set_tags(session, inst, wanted)
