@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
@@ -274,7 +275,7 @@ async def add_tag(request: Request, server_id: str, tag: str) -> Response:
     await _write_tags(request, server_id, "update", change)
     if existed and existed[0]:
         return respond(None, 204)
-    loc = f"{base_url(request)}{V21}/servers/{server_id}/tags/{tag}"
+    loc = f"{base_url(request)}{V21}/servers/{quote(server_id, safe='')}/tags/{quote(tag, safe='')}"
     return respond(None, 201, headers={"Location": loc})
 
 
