@@ -335,6 +335,32 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if code == 0 else 1
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Run a compute host (the fake or qemu driver) against a controller until SIGINT/SIGTERM."""
+    from mcloud.compute.agent import run_agent
+    from mcloud.compute.config import ComputeConfig
+    from mcloud.compute.hosts import default_host_name
+
+    config = _config(args)
+    _logging(config.server.log_level)
+    password = args.password or os.environ.get("MCLOUD_AGENT_PASSWORD") or ""
+    if args.password_file:
+        password = Path(args.password_file).read_text().strip()
+    if not password:
+        raise ConfigError("mcloud agent needs --password, --password-file or MCLOUD_AGENT_PASSWORD")
+    host = args.compute_host or default_host_name(config.section("compute", ComputeConfig).host)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(config, args.controller, host, args.username, password, args.project, stop)
+
+    _run(main())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcloud", description="An OpenStack-compatible cloud in one command.")
 
@@ -370,6 +396,16 @@ def parser() -> argparse.ArgumentParser:
     rotate = id_sub.add_parser("rotate-keys", help="rotate the Fernet token keys")
     common(rotate)
     rotate.set_defaults(func=cmd_rotate_keys)
+
+    agent = sub.add_parser("agent", help="run a compute host against a controller")
+    common(agent)
+    agent.add_argument("--controller", required=True, help="the controller's URL (http://HOST:PORT)")
+    agent.add_argument("--compute-host", help="this host's name (default [compute] host, else the host name)")
+    agent.add_argument("--username", default="admin", help="the agent's account (service or admin role)")
+    agent.add_argument("--project", default="admin", help="the account's project")
+    agent.add_argument("--password", help="its password (or --password-file, or MCLOUD_AGENT_PASSWORD)")
+    agent.add_argument("--password-file", help="a file holding the password")
+    agent.set_defaults(func=cmd_agent)
 
     status = sub.add_parser("status", help="list the services a running cloud serves")
     common(status)

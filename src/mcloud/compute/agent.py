@@ -379,3 +379,115 @@ class Agent:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 dest.unlink()
+
+
+class HttpTransport:
+    """An ``mcloud agent``'s transport: the controller's ``/compute/agent/v1`` routes and image
+    API over HTTP, with a project-scoped token of the agent's service account (taken again when
+    it expires)."""
+
+    def __init__(self, controller: str, username: str, password: str, project: str, domain: str = "default",
+                 timeout: float = 30.0):
+        import httpx
+
+        self.controller = controller.rstrip("/")
+        self.auth = {"identity": {"methods": ["password"], "password": {"user": {
+            "name": username, "domain": {"id": domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": domain}}}}
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=timeout + 90.0))
+        self._token: str | None = None
+
+    async def _authenticate(self) -> str:
+        r = await self.client.post(f"{self.controller}/identity/v3/auth/tokens?nocatalog",
+                                   json={"auth": self.auth})
+        if r.status_code != 201:
+            raise RuntimeError(f"identity refused the agent's credentials ({r.status_code}): {r.text[:200]}")
+        self._token = r.headers["x-subject-token"]
+        return self._token
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        for attempt in (1, 2):
+            token = self._token or await self._authenticate()
+            headers = {"X-Auth-Token": token, **kw.pop("headers", {})}
+            r = await self.client.request(method, self.controller + path, headers=headers, **kw)
+            if r.status_code == 401 and attempt == 1:
+                self._token = None
+                continue
+            if r.status_code >= 400:
+                raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
+            return r
+        raise AssertionError("unreachable")
+
+    async def register(self, host: str, info: HostInfo) -> None:
+        import dataclasses as dc
+
+        body = dc.asdict(info)
+        body["traits"] = list(info.traits)
+        body["cpu_info"] = dict(info.cpu_info)
+        await self.request("POST", f"/compute/agent/v1/hosts/{host}", json={"info": body})
+
+    async def pull(self, host: str, wait: float) -> list[dict[str, Any]]:
+        r = await self.request("GET", f"/compute/agent/v1/hosts/{host}/ops", params={"wait": wait})
+        return list(r.json()["ops"])
+
+    async def complete(self, host: str, op_id: str, result: dict[str, Any] | None, error: str | None) -> None:
+        await self.request("POST", f"/compute/agent/v1/ops/{op_id}",
+                           json={"host": host, "result": result, "error": error})
+
+    async def heartbeat(self, host: str) -> bool:
+        r = await self.request("POST", f"/compute/agent/v1/hosts/{host}/heartbeat")
+        return bool(r.json()["known"])
+
+    async def report_power_states(self, host: str, power_states: dict[str, int]) -> None:
+        await self.request("POST", f"/compute/agent/v1/hosts/{host}/power-states",
+                           json={"power_states": power_states})
+
+    async def image_chunks(self, image_id: str) -> AsyncIterator[bytes]:
+        token = self._token or await self._authenticate()
+        async with self.client.stream("GET", f"{self.controller}/image/v2/images/{image_id}/file",
+                                      headers={"X-Auth-Token": token}) as r:
+            if r.status_code != 200:
+                raise DriverError(f"Image {image_id} could not be downloaded: {r.status_code}")
+            async for chunk in r.aiter_bytes(1 << 20):
+                yield chunk
+
+    async def upload_snapshot(self, image_id: str, path: Path, disk_format: str) -> None:
+        r = await self.request("GET", f"/image/v2/images/{image_id}")
+        image = r.json()
+        if image.get("disk_format") != disk_format and image.get("status") == "queued":
+            await self.request("PATCH", f"/image/v2/images/{image_id}",
+                               json=[{"op": "replace", "path": "/disk_format", "value": disk_format}],
+                               headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as f:
+                while block := await asyncio.to_thread(f.read, 1 << 20):
+                    yield block
+
+        await self.request("PUT", f"/image/v2/images/{image_id}/file", content=chunks(),
+                           headers={"Content-Type": "application/octet-stream"})
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def run_agent(config: Any, controller: str, host: str, username: str, password: str, project: str,
+                    stop: asyncio.Event) -> None:
+    """``mcloud agent``: run this machine's compute host against ``controller`` until ``stop``.
+    ``config`` is the process's ``Config`` (its ``[compute]`` section picks the driver)."""
+    from mcloud.compute.drivers import fake, load_driver, settle
+
+    compute = config.section("compute", ComputeConfig)
+    settle(compute)
+    instances = Path(compute.instances_path or config.data_dir / "instances")
+    if compute.driver == "fake":
+        driver: Any = fake.create(compute.fake, instances, None, hostname=host)
+    else:
+        driver = load_driver(compute, instances, None)
+    transport = HttpTransport(controller, username, password, project)
+    agent = Agent(host, driver, transport, compute, cache_dir=config.data_dir / "image-cache", heartbeat=True)
+    await agent.start()
+    try:
+        await stop.wait()
+    finally:
+        await agent.close()
