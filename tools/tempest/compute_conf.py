@@ -160,7 +160,7 @@ def main():
         "image_ref": image, "image_ref_alt": image_alt,
         "flavor_ref": flavors[0]["id"], "flavor_ref_alt": flavors[1]["id"],
         "min_compute_nodes": "1", "max_microversion": max_version,
-        "build_timeout": "120", "build_interval": "0.5",
+        "build_timeout": "120", "build_interval": "1",
     }
     conf["compute-feature-enabled"] = FEATURES
     conf["validation"] = {"run_validation": "false"}
