@@ -10,8 +10,12 @@ purpose=${1:-run}
 packages=(python3-venv python3-dev)
 # the OVN/OVS data plane the network service runs as root (mcloud.network.dataplane)
 packages+=(ovn-central ovn-host openvswitch-switch)
+# the qemu hypervisor driver (mcloud.compute.drivers.qemu): qemu, qemu-img, config drives (genisoimage);
+# and what `mcloud image build-tiny` makes the tiny guest of: a Debian kernel and busybox, a FAT
+# file system written without mounting (mtools) made bootable by syslinux's mtools installer
+packages+=(qemu-system-x86 qemu-utils genisoimage linux-image-cloud-amd64 busybox mtools syslinux syslinux-common)
 if [ "$purpose" = test ]; then
-  packages+=(postgresql qemu-utils)  # qemu-utils: qemu-img makes real disk images for the image tests
+  packages+=(postgresql)
   # a private Ceph cluster (tests/ceph.py) and the bindings the rbd image store uses
   packages+=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rados python3-rbd)
   # the network data-plane tests' guests: ping, and busybox's DHCP client (tests/netns.py)

@@ -150,6 +150,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_image_build_tiny(args: argparse.Namespace) -> int:
+    from mcloud.compute import tinyimage, tinyimage_upload
+
+    try:
+        image = tinyimage.build(output=Path(args.output) if args.output else None,
+                                cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                                kernel=Path(args.kernel) if args.kernel else None, force=args.force)
+        print(f"{image.path} ({image.size // 1024} KiB, kernel {image.kernel_version})")
+        if args.upload:
+            data_dir = Config(data_dir=args.data_dir, file=args.config).data_dir
+            cloud = tinyimage_upload.load_cloud(args.os_cloud, tinyimage_upload.clouds_yaml_paths(data_dir))
+            record = tinyimage_upload.upload(image, cloud, name=args.name)
+            print(f"image {record['name']} {record['id']} {record['status']}")
+    except (tinyimage.TinyImageError, tinyimage_upload.UploadError) as exc:
+        print(f"mcloud: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def _bootstrap_for_up(config: Config, admin_password: str, demo_password: str, reset: bool) -> None:
     from mcloud.app import Cloud
 
@@ -396,6 +415,19 @@ def parser() -> argparse.ArgumentParser:
     rotate = id_sub.add_parser("rotate-keys", help="rotate the Fernet token keys")
     common(rotate)
     rotate.set_defaults(func=cmd_rotate_keys)
+
+    image = sub.add_parser("image", help="guest images")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    tiny = image_sub.add_parser("build-tiny", help="build mCloud's tiny guest image (cached by content)")
+    common(tiny)
+    tiny.add_argument("--output", help="also write the qcow2 here")
+    tiny.add_argument("--cache-dir", help="build cache (default ~/.cache/mcloud)")
+    tiny.add_argument("--kernel", help="the Debian kernel to use (default the newest /boot/vmlinuz-*)")
+    tiny.add_argument("--force", action="store_true", help="build even when the cache has it")
+    tiny.add_argument("--upload", action="store_true", help="put it into the image service (clouds.yaml)")
+    tiny.add_argument("--os-cloud", default=os.environ.get("OS_CLOUD", "mcloud"), help="cloud of clouds.yaml")
+    tiny.add_argument("--name", default="tiny", help="the image's name (default tiny)")
+    tiny.set_defaults(func=cmd_image_build_tiny)
 
     agent = sub.add_parser("agent", help="run a compute host against a controller")
     common(agent)

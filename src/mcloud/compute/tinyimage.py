@@ -1,0 +1,418 @@
+"""mCloud's tiny guest image (its CirrOS), built from Debian packages alone.
+
+The image is a qcow2 disk of a few tens of MB: a FAT file system (labelled ``MCLOUDTINY``) on the
+whole disk, made bootable by syslinux's mtools installer, holding the Debian kernel of this
+machine (``/boot/vmlinuz-*``, package linux-image-cloud-amd64 or -amd64) and an initramfs packed
+here: busybox, the kernel modules the guest needs (virtio before its drivers, from
+``modules.dep``), and the scripts of ``tinyimage_guest.py``. Nothing is mounted to build it:
+``mformat``/``mcopy`` write the file system into a plain file, ``syslinux --install`` the boot
+sector, ``qemu-img convert`` the qcow2.
+
+What the guest prints on its serial console (the lines machines look for)::
+
+    mcloud-tiny: disks vda=1073741824 vdb=...; boot 1
+    mcloud-tiny: booted instance <uuid from the config drive's meta_data.json, or "none">
+    mcloud-tiny: user-data begin
+    <the user data, as given>
+    mcloud-tiny: user-data end
+    mcloud-tiny: eth0 lease 10.0.0.5/24 mac fa:16:3e:.. router 10.0.0.1
+    mcloud-tiny: ready
+    mcloud-tiny: user-data script begin          (user data starting with "#!" runs)
+    <its output>
+    mcloud-tiny: user-data script exit 0
+    mcloud-tiny: power button                    (ACPI power button: clean power-off)
+    mcloud-tiny: powering off
+
+``build()`` caches the image by the content of everything that goes in (the kernel, its
+modules, busybox, the guest's scripts), so a second build is a file lookup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from mcloud.compute import tinyimage_guest as guest
+
+#: bump when the way the image is put together changes (it is part of the cache key)
+BUILDER_VERSION = "1"
+
+MARKER_BOOTED = "mcloud-tiny: booted instance "
+USER_DATA_BEGIN = "mcloud-tiny: user-data begin"
+USER_DATA_END = "mcloud-tiny: user-data end"
+SCRIPT_BEGIN = "mcloud-tiny: user-data script begin"
+SCRIPT_EXIT = "mcloud-tiny: user-data script exit "
+READY = "mcloud-tiny: ready"
+POWERING_OFF = "mcloud-tiny: powering off"
+
+#: the image service's name and properties for it
+IMAGE_NAME = "tiny"
+IMAGE_PROPERTIES = {"hw_disk_bus": "virtio", "hw_vif_model": "virtio", "hw_architecture": "x86_64",
+                    "os_type": "linux", "os_distro": "mcloud-tiny", "hw_rng_model": "none"}
+#: the disk's size (the FAT file system fills it); flavors grow the instance's overlay
+DISK_MB = 48
+#: the memory the guest needs (an image's min_ram): the Debian kernel resets itself in 64 MB
+MIN_RAM_MB = 96
+
+PROGRAMS = {"mformat": "mtools", "mcopy": "mtools", "syslinux": "syslinux", "qemu-img": "qemu-utils",
+            "busybox": "busybox or busybox-static"}
+SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
+
+
+class TinyImageError(RuntimeError):
+    """The image cannot be built here (the message says what is missing or what failed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyImage:
+    path: Path
+    key: str  # the content key (hex) of everything that went in
+    kernel_version: str
+    size: int
+
+    def checksum(self, algorithm: str = "sha512") -> str:
+        digest = hashlib.new(algorithm)
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+# -- what the build needs ---------------------------------------------------------------------
+
+
+def find_kernel(kernel: Path | None = None) -> tuple[Path, Path]:
+    """The kernel image and its modules directory: ``kernel`` if given, else the newest
+    ``/boot/vmlinuz-*`` whose ``/lib/modules/<version>/modules.dep`` exists."""
+    candidates = [kernel] if kernel else sorted(Path("/boot").glob("vmlinuz-*"), key=_version_key, reverse=True)
+    for path in candidates:
+        version = path.name.removeprefix("vmlinuz-")
+        modules = Path("/lib/modules") / version
+        if path.is_file() and (modules / "modules.dep").is_file():
+            return path, modules
+    raise TinyImageError("no Debian kernel with its modules (install linux-image-cloud-amd64)"
+                         if not kernel else f"{kernel} has no /lib/modules/<version>/modules.dep")
+
+
+def _version_key(path: Path) -> list[object]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"[.-]", path.name)]
+
+
+def missing() -> str | None:
+    """What keeps the image from being built here (a sentence), or None."""
+    absent = sorted({pkg for prog, pkg in PROGRAMS.items() if shutil.which(prog) is None})
+    problems = [f"missing programs (Debian: {', '.join(absent)})"] if absent else []
+    if not (SYSLINUX_MODULES / "ldlinux.c32").exists():
+        problems.append("no syslinux BIOS modules (Debian: syslinux-common)")
+    try:
+        find_kernel()
+    except TinyImageError as exc:
+        problems.append(str(exc))
+    return "; ".join(problems) or None
+
+
+def module_order(modules_dir: Path, wanted: tuple[str, ...] = guest.MODULES) -> list[Path]:
+    """The module files to load, each after the ones it depends on (from ``modules.dep``)."""
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in (modules_dir / "modules.dep").read_text().splitlines():
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        by_name[_module_name(path)] = path
+    order: list[str] = []
+
+    def visit(path: str) -> None:
+        if path in order:
+            return
+        for dep in deps.get(path, ()):
+            visit(dep)
+        order.append(path)
+
+    for name in wanted:
+        path = by_name.get(name.replace("-", "_"))
+        if path is None:
+            if _builtin(modules_dir, name):
+                continue
+            raise TinyImageError(f"kernel module {name} is neither in {modules_dir} nor built in")
+        visit(path)
+    return [modules_dir / p for p in order]
+
+
+def _module_name(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    for suffix in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base.replace("-", "_")
+
+
+def _builtin(modules_dir: Path, name: str) -> bool:
+    builtin = modules_dir / "modules.builtin"
+    return builtin.exists() and any(_module_name(line) == name.replace("-", "_")
+                                    for line in builtin.read_text().splitlines())
+
+
+def _busybox() -> tuple[Path, list[Path]]:
+    """busybox and, when it is linked dynamically, the libraries it loads (with the loader)."""
+    found = shutil.which("busybox")
+    if found is None:
+        raise TinyImageError("busybox is not installed (Debian: busybox or busybox-static)")
+    path = Path(found).resolve()
+    libs: list[Path] = []
+    result = subprocess.run(["ldd", str(path)], capture_output=True, text=True)
+    if result.returncode == 0:  # "not a dynamic executable" for busybox-static
+        for line in result.stdout.splitlines():
+            match = re.search(r"(/\S+)", line.split("=>")[-1])
+            if match:
+                libs.append(Path(match.group(1)))
+    return path, libs
+
+
+# -- the initramfs ------------------------------------------------------------------------------
+
+
+class Cpio:
+    """A ``newc`` cpio archive (what the kernel unpacks into its initramfs), written in order."""
+
+    def __init__(self) -> None:
+        self.buf = io.BytesIO()
+        self.ino = 1
+        self.dirs: set[str] = set()
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+        fields = [self.ino, mode, 0, 0, 2 if mode & 0o040000 else 1, 0, len(data), 0, 0, rdev[0], rdev[1],
+                  len(name) + 1, 0]
+        self.ino += 1
+        self.buf.write(b"070701" + "".join(f"{v:08x}" for v in fields).encode() + name.encode() + b"\0")
+        self._pad()
+        self.buf.write(data)
+        self._pad()
+
+    def _pad(self) -> None:
+        self.buf.write(b"\0" * (-self.buf.tell() % 4))
+
+    def dir(self, name: str) -> None:
+        parts = name.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d and d not in self.dirs:
+                self.dirs.add(d)
+                self._entry(d, 0o040755)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        name = name.strip("/")
+        if "/" in name:
+            self.dir(name.rsplit("/", 1)[0])
+        self._entry(name, 0o100000 | mode, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        name = name.strip("/")
+        if "/" in name:
+            self.dir(name.rsplit("/", 1)[0])
+        self._entry(name, 0o120777, target.encode())
+
+    def chardev(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
+        self._entry(name.strip("/"), 0o020000 | mode, rdev=(major, minor))
+
+    def close(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        return self.buf.getvalue()
+
+
+@dataclasses.dataclass
+class _Inputs:
+    kernel: Path
+    modules: list[Path]
+    busybox: Path
+    libs: list[Path]
+
+    @property
+    def kernel_version(self) -> str:
+        return self.kernel.name.removeprefix("vmlinuz-")
+
+    def key(self) -> str:
+        digest = hashlib.sha256(f"mcloud-tiny {BUILDER_VERSION} {DISK_MB}\n".encode())
+        for name, (mode, text) in sorted(guest.FILES.items()):
+            digest.update(f"{name} {mode:o} {len(text)}\n".encode() + text.encode())
+        digest.update(guest.SYSLINUX_CFG.encode())
+        for path in [self.kernel, self.busybox, *self.libs, *self.modules, SYSLINUX_MODULES / "ldlinux.c32"]:
+            digest.update(f"{path.name}\n".encode())
+            digest.update(_file_hash(path))
+        return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _inputs(kernel: Path | None) -> _Inputs:
+    if (why := missing()) is not None and kernel is None:
+        raise TinyImageError(f"cannot build the tiny image: {why}")
+    kernel_path, modules_dir = find_kernel(kernel)
+    busybox, libs = _busybox()
+    return _Inputs(kernel_path, module_order(modules_dir), busybox, libs)
+
+
+def initramfs(inputs: _Inputs) -> bytes:
+    """The guest's initramfs, gzip-compressed (deterministic: no timestamps)."""
+    cpio = Cpio()
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "root",
+              "mnt/config", "mnt/disk", "lib/modules"):
+        cpio.dir(d)
+    cpio.chardev("dev/console", 5, 1)
+    cpio.chardev("dev/null", 1, 3, 0o666)
+    cpio.file("bin/busybox", inputs.busybox.read_bytes(), 0o755)
+    cpio.symlink("bin/sh", "busybox")
+    for lib in inputs.libs:
+        cpio.file(str(lib), lib.read_bytes(), 0o755)
+    names = []
+    for module in inputs.modules:
+        name = _module_name(module.name)
+        names.append(name)
+        cpio.file(f"lib/modules/{name}.ko", module.read_bytes())
+    cpio.file("etc/modules", ("\n".join(names) + "\n").encode())
+    for name, (mode, text) in sorted(guest.FILES.items()):
+        cpio.file(name, text.encode(), mode)
+    return gzip.compress(cpio.close(), compresslevel=9, mtime=0)
+
+
+# -- the disk -----------------------------------------------------------------------------------
+
+
+def _run(*argv: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MTOOLS_SKIP_CHECK": "1", **(env or {})})
+    if result.returncode != 0:
+        raise TinyImageError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+
+
+def build_disk(inputs: _Inputs, dest: Path) -> None:
+    """Write the bootable qcow2 to ``dest``."""
+    with tempfile.TemporaryDirectory(prefix="mcloud-tiny-") as tmp:
+        work = Path(tmp)
+        raw = work / "disk.raw"
+        with open(raw, "wb") as f:
+            f.truncate(DISK_MB << 20)
+        # one FAT file system on the whole disk (64 heads x 32 sectors: 1 MiB cylinders)
+        _run("mformat", "-i", str(raw), "-t", str(DISK_MB), "-h", "64", "-s", "32", "-v", guest.DISK_LABEL,
+             "-N", "4d434c44", "::")
+        _run("syslinux", "--install", str(raw))
+        (work / "initrd.gz").write_bytes(initramfs(inputs))
+        (work / "syslinux.cfg").write_text(guest.SYSLINUX_CFG)
+        shutil.copyfile(inputs.kernel, work / "vmlinuz")
+        _run("mcopy", "-i", str(raw), str(work / "vmlinuz"), str(work / "initrd.gz"), str(work / "syslinux.cfg"),
+             "::/")
+        tmp_dest = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-c", str(raw), str(tmp_dest))
+        os.replace(tmp_dest, dest)
+
+
+def default_cache_dir() -> Path:
+    """``$MCLOUD_CACHE_DIR``, else ``$XDG_CACHE_HOME/mcloud``, else ``~/.cache/mcloud``."""
+    if os.environ.get("MCLOUD_CACHE_DIR"):
+        return Path(os.environ["MCLOUD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcloud"
+
+
+def build(output: Path | None = None, cache_dir: Path | None = None, kernel: Path | None = None,
+          force: bool = False) -> TinyImage:
+    """The tiny image: from the cache when everything that goes in is unchanged, else built.
+    ``output``: also copy it there."""
+    inputs = _inputs(kernel)
+    key = inputs.key()
+    cache = (cache_dir or default_cache_dir()) / "tiny"
+    cache.mkdir(parents=True, exist_ok=True)
+    cached = cache / f"tiny-{key[:16]}.qcow2"
+    if force or not cached.exists():
+        build_disk(inputs, cached)
+    path = cached
+    if output is not None:
+        output = Path(output)
+        if output.resolve() != cached.resolve():
+            tmp = output.with_name(f".{output.name}.tmp")
+            shutil.copyfile(cached, tmp)
+            os.replace(tmp, output)
+        path = output
+    return TinyImage(path=path, key=key, kernel_version=inputs.kernel_version, size=path.stat().st_size)
+
+
+# -- reading what the guest printed -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GuestConsole:
+    """What a tiny guest said on its console (the latest boot's, when it booted several times)."""
+
+    booted: bool = False
+    uuid: str | None = None
+    user_data: str | None = None
+    #: interface -> "address/prefix"
+    leases: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: interface -> MAC address
+    macs: dict[str, str] = dataclasses.field(default_factory=dict)
+    ready: bool = False
+    boot_count: int | None = None
+    #: disk name -> size in bytes
+    disks: dict[str, int] = dataclasses.field(default_factory=dict)
+    script_output: str | None = None
+    script_exit: int | None = None
+    powering_off: bool = False
+    #: how many boots the text shows
+    boots_seen: int = 0
+
+
+_LEASE = re.compile(r"^mcloud-tiny: (\S+) lease (\S+) mac (\S+)")
+_DISKS = re.compile(r"^mcloud-tiny: disks(.*); boot (\d+)")
+
+
+def parse_console(text: str) -> GuestConsole:
+    """Read a tiny guest's console log (the whole of it: the last boot wins)."""
+    seen = GuestConsole()
+    lines = [line.rstrip("\r") for line in text.splitlines()]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("mcloud-tiny: starting"):
+            seen = GuestConsole(boots_seen=seen.boots_seen + 1)
+        elif (m := _DISKS.match(line)) is not None:
+            seen.boot_count = int(m.group(2))
+            seen.disks = {k: int(v) for k, v in (d.split("=") for d in m.group(1).split())}
+        elif line.startswith(MARKER_BOOTED):
+            seen.booted = True
+            seen.uuid = line[len(MARKER_BOOTED):].strip()
+        elif line == USER_DATA_BEGIN:
+            end = _find(lines, USER_DATA_END, i + 1)
+            seen.user_data = "\n".join(lines[i + 1:end])
+            i = end
+        elif (m := _LEASE.match(line)) is not None:
+            seen.leases[m.group(1)] = m.group(2)
+            seen.macs[m.group(1)] = m.group(3)
+        elif line == READY:
+            seen.ready = True
+        elif line == SCRIPT_BEGIN:
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith(SCRIPT_EXIT)), len(lines))
+            seen.script_output = "\n".join(lines[i + 1:end])
+            if end < len(lines):
+                seen.script_exit = int(lines[end][len(SCRIPT_EXIT):].strip())
+            i = end
+        elif line == POWERING_OFF:
+            seen.powering_off = True
+        i += 1
+    return seen
+
+
+def _find(lines: list[str], marker: str, start: int) -> int:
+    return next((j for j in range(start, len(lines)) if lines[j] == marker), len(lines))
