@@ -56,6 +56,10 @@ async def test_aggregate_crud_metadata_and_zones(w: ComputeWorld) -> None:
     mine = next(z for z in detail if z["zoneName"] == zone)
     assert host in mine["hosts"] and mine["hosts"][host]["nova-compute"]["active"] is True
     assert_fault(await w["member"].get("/os-availability-zone/detail"), 403)
+    # the controller's services are in the internal zone, which only the detail shows
+    internal = next(z for z in detail if z["zoneName"] == "internal")
+    assert {"nova-scheduler", "nova-conductor"} <= {b for svcs in internal["hosts"].values() for b in svcs}
+    assert "internal" not in [z["zoneName"] for z in zones]
     # one zone per host: another aggregate with another zone cannot take it
     other = (await admin.post("/os-aggregates", {"aggregate": {"name": uniq("agg"), "availability_zone": "elsewhere"}},
                               expect=200)).json()["aggregate"]

@@ -454,9 +454,10 @@ class GroupsMixin:
     async def _services(self, session: AsyncSession) -> list[dict[str, Any]]:
         """The services the hosts registry knows: host, binary, disabled, up, updated_at."""
         hosts = self.compute.hosts
-        listing = getattr(hosts, "services_for_zones", None)
-        if listing is not None:
-            return list(await listing(session))
+        listing, is_up = getattr(hosts, "services", None), getattr(hosts, "is_up", None)
+        if listing is not None and is_up is not None:  # the registry's rows: nova-compute and the controller's
+            return [{"host": svc.host, "binary": svc.binary, "disabled": svc.disabled, "up": is_up(svc),
+                     "updated_at": svc.updated_at or svc.last_seen_up} for svc in await listing(session)]
         states = getattr(hosts, "candidates_state", None)
         if states is None:
             return []
