@@ -7,6 +7,7 @@ side by side); server groups place as their policy says; a forced host is honour
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -43,9 +44,10 @@ async def own_database(database: str, tmp: Path) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComputeWorld]:
-    data_dir = tmp_path_factory.mktemp("sched")
+@contextlib.asynccontextmanager
+async def own_cloud_world(database: str, data_dir: Path) -> AsyncIterator[ComputeWorld]:
+    """A cloud of its own (own database, HOSTS fake hosts of VCPUS each, CPU ratio 1) and its world,
+    project a's quota raised, a one-VCPU flavor as ``flavor_id`` (and a two-VCPU one as ``flavor2``)."""
     url = await own_database(database, data_dir)
     config = Config(data_dir=data_dir, overrides={
         "database": {"url": url},
@@ -59,11 +61,19 @@ async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
         async with compute_world(cloud) as world:
             await world.admin.put(f"/os-quota-sets/{world.projects['a']}", {"quota_set": {
                 "instances": 1000, "cores": 1000, "ram": 10 ** 7}}, expect=200)
-            world.flavor_id = (await world.admin.post("/flavors", {"flavor": {
-                "name": uniq("one"), "vcpus": 1, "ram": 64, "disk": 1}}, expect=200)).json()["flavor"]["id"]
+            for attr, vcpus, disk in (("flavor_id", 1, 1), ("flavor2", 2, 2)):
+                r = await world.admin.post("/flavors", {"flavor": {
+                    "name": uniq("f"), "vcpus": vcpus, "ram": 64, "disk": disk}}, expect=200)
+                setattr(world, attr, r.json()["flavor"]["id"])
             yield world
     finally:
         await cloud.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComputeWorld]:
+    async with own_cloud_world(database, tmp_path_factory.mktemp("sched")) as world:
+        yield world
 
 
 async def boot(w: ComputeWorld, who: str = "member", **server: Any) -> Any:

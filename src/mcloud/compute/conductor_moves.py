@@ -1,8 +1,615 @@
-"""Actions that move or remake an instance: rebuild, createImage, resize/confirm/revert,
-shelve/unshelve, migrate, live migration, evacuate (filled in step by step)."""
+"""Actions that remake or move an instance, each to Nova's end state (nova/compute/manager.py,
+nova/conductor/manager.py): rebuild, createImage (snapshot to the image service), shelve,
+shelveOffload, unshelve, resize / migrate with confirmResize / revertResize, live migration and
+evacuate.
+
+Moves claim the Nova way (:meth:`Scheduler.move_claim`): the instance's allocation moves to the
+migration's uuid as consumer and the instance's uuid takes the destination's; confirming (or a
+finished live migration or evacuation) drops the migration's, reverting swaps them back. A move
+has a ``compute_migration`` row (its type, status and hosts; a live migration's progress).
+
+On one host (a resize to the same host) the driver's ``resize`` / ``confirm_resize`` /
+``revert_resize`` do the work. Between hosts the instance is moved with the live-migration ops
+(``prepare_incoming`` on the destination, ``live_migrate`` on the source, ``finish_incoming``);
+a cold move runs them on the stopped instance with ``"cold": true``.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-MOVES: dict[str, Any] = {}
+import sqlalchemy as sa
+
+from mcloud.compute import states as st
+from mcloud.compute.conductor import OP_TIMEOUT, SHUTDOWN_TIMEOUT, SPAWN_TIMEOUT, ActionFailed, Conductor, \
+    _message, request_spec
+from mcloud.compute.conductor_actions import action_failed
+from mcloud.compute.models import Instance, Migration, now
+from mcloud.compute.scheduler import NoValidHost
+from mcloud.core.tasks import TaskContext
+
+log = logging.getLogger("mcloud.compute.conductor")
+
+Handler = Callable[[Conductor, TaskContext, Instance, dict[str, Any], str], Awaitable[dict[str, Any]]]
+MOVES: dict[str, Handler] = {}
+#: the exceptions a host op raises (imported late: hosts.py is AGENT's)
+_HOST_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def handles(*names: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            MOVES[name] = fn
+        return fn
+    return register
+
+
+def host_errors() -> tuple[type[BaseException], ...]:
+    global _HOST_ERRORS
+    if not _HOST_ERRORS:
+        from mcloud.compute.hosts import HostOpFailed, HostTimeout
+
+        _HOST_ERRORS = (HostOpFailed, HostTimeout, ActionFailed, NoValidHost)
+    return _HOST_ERRORS
+
+
+async def finish(c: Conductor, inst: Instance, rid: str, event: str, event_host: str | None = None,
+                 **values: Any) -> None:
+    """The end state and the event's success, in one transaction."""
+    async with c.compute.db.write() as session:
+        row = await c._row(session, inst.uuid, lock=True)
+        if row is None or row.deleted:
+            return
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.task_state = values.get("task_state")
+        row.updated_at = now()
+        await c.compute.action_event(session, inst.uuid, rid, event, "Success", event_host or row.host)
+
+
+async def power_state_of(result: dict[str, Any], default: int) -> int:
+    return int(result.get("power_state", default))
+
+
+# ---------------------------------------------------------------------- rebuild
+
+
+@handles("rebuild")
+async def rebuild(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any], rid: str) -> dict[str, Any]:
+    """Nova's rebuild_instance: a new root disk from the (new) image on the same host; a stopped
+    server stays stopped. A failure leaves ERROR."""
+    event = "compute_rebuild_instance"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    image = dict(params.get("image") or {})
+    image_id = image.get("id") or inst.image_ref
+    was_stopped = inst.vm_state == st.STOPPED
+    try:
+        if not inst.host:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        inst = await c.update(inst.uuid, task_state=st.REBUILD_SPAWNING, image_ref=image_id) or inst
+        payload = await c.instance_payload(inst, image_id=image_id)
+        result = await c.host_op(ctx.id, "rebuild", inst.host, "rebuild", inst.uuid, payload, SPAWN_TIMEOUT)
+        power = await power_state_of(result, st.RUNNING)
+        if was_stopped:
+            result = await c.host_op(ctx.id, "rebuild-stop", inst.host, "power_off", inst.uuid, {"timeout": 0})
+            power = await power_state_of(result, st.SHUTDOWN)
+    except host_errors() as exc:
+        await action_failed(c, inst, rid, event, exc, vm_state=st.ERROR)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, event, vm_state=st.STOPPED if was_stopped else st.ACTIVE, power_state=power,
+                 launched_at=now())
+    return {"image": image_id}
+
+
+# ---------------------------------------------------------------------- snapshots
+
+
+async def _delete_image(c: Conductor, image_id: str) -> None:
+    from mcloud.image.service import Caller as ImageCaller
+
+    try:
+        await c.compute.image.delete_image(ImageCaller(None, is_admin=True), image_id)
+    except Exception as exc:  # noqa: BLE001 (gone already)
+        log.info("could not delete image %s: %s", image_id, exc)
+
+
+@handles("createImage", "createBackup")
+async def create_image(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                       rid: str) -> dict[str, Any]:
+    """Nova's snapshot_instance: image_pending_upload, image_uploading, the host streams the root
+    disk into the queued image (which becomes saving, then active), task state None; on failure
+    the image is deleted and the server keeps its state."""
+    event = "compute_snapshot_instance"
+    image_id = params.get("image_id")
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    try:
+        if not image_id:
+            raise ActionFailed("No image to upload the snapshot into.")
+        if not inst.host:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        await c.update(inst.uuid, task_state=st.IMAGE_PENDING_UPLOAD)
+        await c.update(inst.uuid, task_state=st.IMAGE_UPLOADING)
+        await c.host_op(ctx.id, "snapshot", inst.host, "snapshot", inst.uuid, {"image_id": image_id})
+    except host_errors() as exc:
+        if image_id:
+            await _delete_image(c, image_id)
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, event)
+    return {"image_id": image_id}
+
+
+# ---------------------------------------------------------------------- shelving
+
+
+async def _shelve_image(c: Conductor, inst: Instance, image_id: str | None) -> str:
+    """The image a shelve uploads into: the given one, or "<name>-shelved" made now (queued)."""
+    if image_id:
+        return image_id
+    from mcloud.image.service import Caller as ImageCaller
+
+    sysmeta = inst.system_metadata or {}
+    props = {k: str(v) for k, v in (sysmeta.get("image_properties") or {}).items()}
+    props.update({"instance_uuid": inst.uuid, "image_type": "snapshot", "user_id": inst.user_id,
+                  "base_image_ref": inst.image_ref or ""})
+    fields = {"name": f"{inst.name}-shelved", "disk_format": sysmeta.get("image_disk_format") or "qcow2",
+              "container_format": "bare", "visibility": "private",
+              "min_disk": int((inst.flavor or {}).get("root_gb") or 0)}
+    async with c.compute.db.write() as session:
+        image = await c.compute.image.create_image(session, ImageCaller(inst.project_id, False), fields, props, [])
+        return str(image.id)
+
+
+async def _offload(c: Conductor, ctx: TaskContext, inst: Instance, step: str) -> None:
+    """Destroy on the host, free its allocation, unbind its ports: SHELVED_OFFLOADED."""
+    if inst.host and await c.host_is_up(inst.host):
+        await c.host_op(ctx.id, step, inst.host, "destroy", inst.uuid, {})
+    await c.compute.scheduler.release(inst.uuid)
+    await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), None)
+
+
+@handles("shelve")
+async def shelve(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any], rid: str) -> dict[str, Any]:
+    """Nova's shelve_instance with shelved_offload_time 0: stop, snapshot, then offload at once."""
+    event = "compute_shelve_instance"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    image_id = None
+    try:
+        if not inst.host:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        image_id = await _shelve_image(c, inst, params.get("image_id"))
+        await c.host_op(ctx.id, "shelve-stop", inst.host, "power_off", inst.uuid, {"timeout": SHUTDOWN_TIMEOUT})
+        await c.update(inst.uuid, task_state=st.SHELVING_IMAGE_UPLOADING)
+        await c.host_op(ctx.id, "shelve-snapshot", inst.host, "snapshot", inst.uuid, {"image_id": image_id})
+        sysmeta = {**(inst.system_metadata or {}), "shelved_image_id": image_id, "shelved_host": inst.host,
+                   "shelved_at": now().isoformat()}
+        inst = await c.update(inst.uuid, task_state=st.SHELVING_OFFLOADING, system_metadata=sysmeta) or inst
+        await _offload(c, ctx, inst, "shelve-offload")
+    except host_errors() as exc:
+        if image_id and not params.get("image_id"):
+            await _delete_image(c, image_id)
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, event, inst.host, vm_state=st.SHELVED_OFFLOADED, power_state=st.NOSTATE,
+                 host=None, node=None)
+    return {"image_id": image_id}
+
+
+@handles("shelveOffload")
+async def shelve_offload(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                         rid: str) -> dict[str, Any]:
+    event = "compute_shelve_offload_instance"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    try:
+        await _offload(c, ctx, inst, "offload")
+    except host_errors() as exc:
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, event, inst.host, vm_state=st.SHELVED_OFFLOADED, power_state=st.NOSTATE,
+                 host=None, node=None)
+    return {}
+
+
+@handles("unshelve")
+async def unshelve(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any], rid: str) -> dict[str, Any]:
+    """Nova's unshelve: a shelved server on its host is powered on; an offloaded one is scheduled
+    again (zone or host as asked), claimed, its ports bound there, spawned from the shelved image
+    (which is deleted afterwards). A failure leaves it SHELVED_OFFLOADED with a fault."""
+    sysmeta = dict(inst.system_metadata or {})
+    image_id = sysmeta.get("shelved_image_id")
+    if inst.vm_state == st.SHELVED and inst.host:
+        event = "compute_unshelve_instance"
+        await c.event(inst.uuid, rid, event, None, inst.host)
+        try:
+            result = await c.host_op(ctx.id, "unshelve-start", inst.host, "power_on", inst.uuid,
+                                     await c.instance_payload(inst))
+        except host_errors() as exc:
+            await action_failed(c, inst, rid, event, exc)
+            return {"error": _message(exc)}
+        await finish(c, inst, rid, event, vm_state=st.ACTIVE, power_state=await power_state_of(result, st.RUNNING),
+                     system_metadata=_unshelved(sysmeta))
+        if image_id:
+            await _delete_image(c, image_id)
+        return {}
+    await c.event(inst.uuid, rid, "conductor_unshelve_instance")
+    host = None
+    try:
+        spec = request_spec(inst, availability_zone=params.get("availability_zone")
+                            or inst.requested_availability_zone, requested_host=params.get("host"))
+        sel = await c.compute.scheduler.schedule(spec)
+        host = sel.host
+        await c.event(inst.uuid, rid, "conductor_unshelve_instance", "Success")
+        await c.event(inst.uuid, rid, "compute_unshelve_instance", None, host)
+        inst = await c.update(inst.uuid, host=sel.host, node=sel.node, task_state=st.SPAWNING) or inst
+        await c.bind_ports(inst, list(sysmeta.get("ports") or []), sel.host)
+        payload = await c.instance_payload(inst, image_id=image_id or inst.image_ref)
+        result = await c.host_op(ctx.id, "unshelve-spawn", sel.host, "spawn", inst.uuid, payload, SPAWN_TIMEOUT)
+    except host_errors() as exc:
+        await c.compute.scheduler.release(inst.uuid)
+        await c.bind_ports(inst, list(sysmeta.get("ports") or []), None)
+        await c.update(inst.uuid, host=None, node=None)
+        await action_failed(c, inst, rid, "compute_unshelve_instance" if host else "conductor_unshelve_instance",
+                            exc, vm_state=st.SHELVED_OFFLOADED)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, "compute_unshelve_instance", vm_state=st.ACTIVE,
+                 power_state=await power_state_of(result, st.RUNNING), launched_at=now(),
+                 system_metadata=_unshelved(sysmeta))
+    if image_id:
+        await _delete_image(c, image_id)
+    return {"host": host}
+
+
+def _unshelved(sysmeta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sysmeta.items() if k not in ("shelved_image_id", "shelved_host", "shelved_at")}
+
+
+# ---------------------------------------------------------------------- migrations (rows)
+
+
+async def migration_for(c: Conductor, inst: Instance, kind: str, **values: Any) -> Migration:
+    """The instance's migration row of this move: one SERVERS made (status accepted/queued/
+    pre-migrating, not yet hosted), or a new one."""
+    async with c.compute.db.write() as session:
+        row = (await session.execute(sa.select(Migration).where(
+            Migration.instance_uuid == inst.uuid, Migration.migration_type == kind,
+            Migration.status.in_(("accepted", "queued", "pre-migrating", "preparing")))
+            .order_by(Migration.id.desc()).limit(1))).scalar()
+        if row is None:
+            row = Migration(uuid=str(uuidlib.uuid4()), instance_uuid=inst.uuid, project_id=inst.project_id,
+                            user_id=inst.user_id, migration_type=kind, status="pre-migrating",
+                            source_compute=inst.host, source_node=inst.node, created_at=now())
+            session.add(row)
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.updated_at = now()
+        await session.flush()
+        session.expunge(row)
+        return row
+
+
+async def set_migration(c: Conductor, migration_uuid: str, **values: Any) -> None:
+    async with c.compute.db.write() as session:
+        row = (await session.execute(sa.select(Migration).where(Migration.uuid == migration_uuid))).scalar()
+        if row is not None:
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = now()
+
+
+async def current_migration(c: Conductor, inst: Instance, status: str = "finished") -> Migration | None:
+    async with c.compute.db.read() as session:
+        row = (await session.execute(sa.select(Migration).where(
+            Migration.instance_uuid == inst.uuid, Migration.status == status,
+            Migration.migration_type.in_(("resize", "migration"))).order_by(Migration.id.desc()).limit(1))).scalar()
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+async def move_between(c: Conductor, ctx: TaskContext, inst: Instance, source: str, dest: str, payload: dict[str, Any],
+                       migration_uuid: str, step: str, cold: bool) -> dict[str, Any]:
+    """The instance from ``source`` to ``dest`` with the live-migration ops (``cold``: stopped)."""
+    extra = {"migration_uuid": migration_uuid, **({"cold": True} if cold else {})}
+    target = await c.host_op(ctx.id, f"{step}-prepare", dest, "prepare_incoming", inst.uuid,
+                             {**payload, **extra, "source_host": source})
+    try:
+        result = await c.host_op(ctx.id, f"{step}-migrate", source, "live_migrate", inst.uuid,
+                                 {"target": target, **extra, "dest_host": dest}, SPAWN_TIMEOUT)
+    except host_errors():
+        try:
+            await c.host_op(ctx.id, f"{step}-abort", dest, "abort_incoming", inst.uuid, dict(extra))
+        except host_errors() as err:
+            log.warning("abort_incoming of %s on %s failed: %s", inst.uuid, dest, err)
+        raise
+    progress = {k: result[k] for k in ("memory_total", "memory_processed", "memory_remaining", "disk_total",
+                                       "disk_processed", "disk_remaining") if k in result}
+    if progress:
+        await set_migration(c, migration_uuid, **progress)
+    await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), dest)
+    return await c.host_op(ctx.id, f"{step}-finish", dest, "finish_incoming", inst.uuid, dict(extra))
+
+
+# ---------------------------------------------------------------------- resize and cold migration
+
+
+@handles("resize", "migrate")
+async def resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any], rid: str) -> dict[str, Any]:
+    """Nova's resize / cold migration: a move claim (new flavor, the source excluded unless a
+    resize may stay), the instance stopped, moved or resized, started again if it ran: RESIZED
+    (VERIFY_RESIZE) with the migration ``finished``. A failure: the claim reverted, ERROR."""
+    conductor_event = "conductor_migrate_server"
+    new_flavor = dict(params.get("flavor") or inst.flavor)
+    kind = "resize" if params.get("flavor") else "migration"
+    was_active = inst.vm_state == st.ACTIVE
+    source = inst.host
+    await c.event(inst.uuid, rid, conductor_event)
+    mig = None
+    event = conductor_event
+    try:
+        if not source:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        same_ok = kind == "resize" and c.config.allow_resize_to_same_host
+        spec = request_spec(inst, flavor=new_flavor, moving=True, requested_host=params.get("host"),
+                            ignore_hosts=set() if same_ok else {source})
+        mig = await migration_for(c, inst, kind, old_flavor_id=str(inst.flavor.get("id")),
+                                  new_flavor_id=str(new_flavor.get("id")))
+        sel = await c.compute.scheduler.move_claim(spec, mig.uuid)
+        await set_migration(c, mig.uuid, dest_compute=sel.host, dest_node=sel.node, dest_host=sel.host,
+                            status="migrating")
+        await c.event(inst.uuid, rid, conductor_event, "Success")
+        event = "compute_resize_instance"
+        await c.event(inst.uuid, rid, event, None, source)
+        inst = await c.update(inst.uuid, task_state=st.RESIZE_MIGRATING, old_flavor=inst.flavor,
+                              new_flavor=new_flavor, old_vm_state=inst.vm_state) or inst
+        if was_active:
+            await c.host_op(ctx.id, "stop", source, "power_off", inst.uuid, {"timeout": SHUTDOWN_TIMEOUT})
+        payload = await c.instance_payload(inst, flavor=new_flavor)
+        if sel.host == source:
+            await c.host_op(ctx.id, "resize", source, "resize", inst.uuid, payload, SPAWN_TIMEOUT)
+        else:
+            await move_between(c, ctx, inst, source, sel.host, payload, mig.uuid, "move", cold=True)
+            if kind == "resize":
+                await c.host_op(ctx.id, "resize", sel.host, "resize", inst.uuid, payload, SPAWN_TIMEOUT)
+        await set_migration(c, mig.uuid, status="post-migrating")
+        await c.event(inst.uuid, rid, event, "Success", source)
+        event = "compute_finish_resize"
+        await c.event(inst.uuid, rid, event, None, sel.host)
+        inst = await c.update(inst.uuid, host=sel.host, node=sel.node, task_state=st.RESIZE_FINISH,
+                              flavor=new_flavor) or inst
+        power = st.SHUTDOWN
+        if was_active:
+            result = await c.host_op(ctx.id, "start", sel.host, "power_on", inst.uuid,
+                                     await c.instance_payload(inst, flavor=new_flavor))
+            power = await power_state_of(result, st.RUNNING)
+    except host_errors() as exc:
+        if mig is not None:
+            await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+            await set_migration(c, mig.uuid, status="error")
+        await c.update(inst.uuid, host=source, flavor=(inst.old_flavor or inst.flavor), new_flavor=None)
+        failed_state = st.ERROR if event != conductor_event else inst.vm_state
+        await action_failed(c, inst, rid, event, exc, vm_state=failed_state)
+        return {"error": _message(exc)}
+    await set_migration(c, mig.uuid, status="finished")
+    await finish(c, inst, rid, event, sel.host, vm_state=st.RESIZED, power_state=power)
+    return {"host": sel.host, "migration": mig.uuid}
+
+
+@handles("confirmResize")
+async def confirm_resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                         rid: str) -> dict[str, Any]:
+    """Nova's confirm_resize: the old disk goes, the source's allocation (the migration's) is
+    dropped, back to the state before the resize (stopped or active)."""
+    event = "compute_confirm_resize"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    mig = await current_migration(c, inst)
+    try:
+        if mig is not None:
+            await set_migration(c, mig.uuid, status="confirming")
+            if mig.migration_type == "resize" and inst.host:
+                await c.host_op(ctx.id, "confirm", inst.host, "confirm_resize", inst.uuid, {})
+            await c.compute.scheduler.confirm_move(mig.uuid)
+            await set_migration(c, mig.uuid, status="confirmed")
+    except host_errors() as exc:
+        await action_failed(c, inst, rid, event, exc, vm_state=st.ERROR)
+        return {"error": _message(exc)}
+    back = st.STOPPED if inst.old_vm_state == st.STOPPED else st.ACTIVE
+    await finish(c, inst, rid, event, vm_state=back, old_flavor=None, new_flavor=None, old_vm_state=None)
+    return {}
+
+
+@handles("revertResize")
+async def revert_resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                        rid: str) -> dict[str, Any]:
+    """Nova's revert_resize: back to the old flavor on the source host, the allocations swapped
+    back, the state from before the resize."""
+    event = "compute_revert_resize"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    mig = await current_migration(c, inst)
+    old_flavor = inst.old_flavor or inst.flavor
+    was_active = inst.old_vm_state != st.STOPPED
+    source = mig.source_compute if mig is not None else inst.host
+    dest = inst.host
+    try:
+        if mig is None or not source or not dest:
+            raise ActionFailed(f"No resize of instance {inst.uuid} to revert.")
+        await set_migration(c, mig.uuid, status="reverting")
+        if inst.power_state == st.RUNNING:
+            await c.host_op(ctx.id, "stop", dest, "power_off", inst.uuid, {"timeout": 0})
+        payload = await c.instance_payload(inst, flavor=old_flavor)
+        if source == dest:
+            await c.host_op(ctx.id, "revert", dest, "revert_resize", inst.uuid, payload, SPAWN_TIMEOUT)
+        else:
+            if mig.migration_type == "resize":
+                await c.host_op(ctx.id, "revert", dest, "revert_resize", inst.uuid, payload, SPAWN_TIMEOUT)
+            await move_between(c, ctx, inst, dest, source, payload, mig.uuid, "back", cold=True)
+        await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+        inst = await c.update(inst.uuid, host=source, node=mig.source_node or source, flavor=old_flavor) or inst
+        power = st.SHUTDOWN
+        if was_active:
+            result = await c.host_op(ctx.id, "start", source, "power_on", inst.uuid,
+                                     await c.instance_payload(inst, flavor=old_flavor))
+            power = await power_state_of(result, st.RUNNING)
+    except host_errors() as exc:
+        await action_failed(c, inst, rid, event, exc, vm_state=st.ERROR)
+        return {"error": _message(exc)}
+    await set_migration(c, mig.uuid, status="reverted")
+    await finish(c, inst, rid, event, source, vm_state=st.ACTIVE if was_active else st.STOPPED,
+                 power_state=power, old_flavor=None, new_flavor=None, old_vm_state=None)
+    return {}
+
+
+# ---------------------------------------------------------------------- live migration
+
+
+@handles("live-migration")
+async def live_migration(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                         rid: str) -> dict[str, Any]:
+    """Nova's live migration: a move claim on the destination (the requested host, or the
+    scheduler's), prepare_incoming there, live_migrate on the source, ports bound to the
+    destination, finish_incoming; the source's allocation is dropped and the migration
+    ``completed``. A failure: the claim reverted, the migration ``error``, the server unchanged
+    on its source."""
+    await c.event(inst.uuid, rid, "conductor_live_migrate_instance")
+    source = inst.host
+    mig = None
+    event = "conductor_live_migrate_instance"
+    try:
+        if not source:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        host = params.get("host")
+        forced = bool(params.get("force")) and host
+        spec = request_spec(inst, moving=True, ignore_hosts={source},
+                            **({"force_host": host} if forced else {"requested_host": host}))
+        mig = await migration_for(c, inst, "live-migration", status="preparing",
+                                  old_flavor_id=str(inst.flavor.get("id")), new_flavor_id=str(inst.flavor.get("id")))
+        sel = await c.compute.scheduler.move_claim(spec, mig.uuid)
+        if sel.host == source:
+            raise NoValidHost("The destination is the instance's own host.")
+        await set_migration(c, mig.uuid, dest_compute=sel.host, dest_node=sel.node, dest_host=sel.host)
+        await c.event(inst.uuid, rid, event, "Success")
+        event = "compute_live_migration"
+        await c.event(inst.uuid, rid, event, None, source)
+        await set_migration(c, mig.uuid, status="running")
+        payload = await c.instance_payload(inst)
+        await move_between(c, ctx, inst, source, sel.host, payload, mig.uuid, "live", cold=False)
+        await c.compute.scheduler.confirm_move(mig.uuid)
+    except host_errors() as exc:
+        if mig is not None:
+            await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+            await set_migration(c, mig.uuid, status="error")
+            await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), source)
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    await set_migration(c, mig.uuid, status="completed")
+    await finish(c, inst, rid, event, source, host=sel.host, node=sel.node)
+    return {"host": sel.host}
+
+
+# ---------------------------------------------------------------------- evacuate
+
+
+@handles("evacuate")
+async def evacuate(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any], rid: str) -> dict[str, Any]:
+    """Nova's evacuate (rebuild elsewhere when the source is down): a move claim away from the
+    source, the ports bound to the destination, a spawn there; ACTIVE (or STOPPED when asked:
+    2.95's targetState), the migration ``done``, the source's allocation dropped (the source
+    cleans up its copy when it comes back)."""
+    await c.event(inst.uuid, rid, "rebuild_server")
+    source = inst.host
+    mig = None
+    event = "rebuild_server"
+    try:
+        if source and await c.host_is_up(source):
+            raise ActionFailed(f"Compute service of {source} is still in use.")
+        host = params.get("host")
+        forced = bool(params.get("force")) and host
+        spec = request_spec(inst, moving=True, ignore_hosts={source} if source else set(),
+                            **({"force_host": host} if forced else {"requested_host": host}))
+        mig = await migration_for(c, inst, "evacuation", status="pre-migrating")
+        sel = await c.compute.scheduler.move_claim(spec, mig.uuid)
+        await set_migration(c, mig.uuid, dest_compute=sel.host, dest_node=sel.node, dest_host=sel.host,
+                            status="migrating")
+        await c.event(inst.uuid, rid, event, "Success")
+        event = "compute_rebuild_instance"
+        await c.event(inst.uuid, rid, event, None, sel.host)
+        inst = await c.update(inst.uuid, host=sel.host, node=sel.node, task_state=st.REBUILD_SPAWNING) or inst
+        await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), sel.host)
+        result = await c.host_op(ctx.id, "evacuate-spawn", sel.host, "spawn", inst.uuid,
+                                 await c.instance_payload(inst), SPAWN_TIMEOUT)
+        power = await power_state_of(result, st.RUNNING)
+        stopped = str(params.get("target_state") or "").lower() == "stopped" or inst.vm_state == st.STOPPED
+        if stopped:
+            result = await c.host_op(ctx.id, "evacuate-stop", sel.host, "power_off", inst.uuid, {"timeout": 0})
+            power = await power_state_of(result, st.SHUTDOWN)
+        await c.compute.scheduler.confirm_move(mig.uuid)
+    except host_errors() as exc:
+        if mig is not None:
+            await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+            await set_migration(c, mig.uuid, status="error")
+        await c.update(inst.uuid, host=source)
+        await action_failed(c, inst, rid, event, exc, vm_state=st.ERROR)
+        return {"error": _message(exc)}
+    await set_migration(c, mig.uuid, status="done")
+    await finish(c, inst, rid, event, sel.host, vm_state=st.STOPPED if stopped else st.ACTIVE, power_state=power,
+                 launched_at=now())
+    return {"host": sel.host}
+
+
+# ---------------------------------------------------------------------- interfaces
+
+
+@handles("attach_interface")
+async def attach_interface(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                           rid: str) -> dict[str, Any]:
+    """A port made on the network (or the one given) bound to the host and hot-plugged."""
+    event = "compute_attach_interface"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    records = list((inst.system_metadata or {}).get("ports") or [])
+    try:
+        if not inst.host:
+            raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
+        req = {"network_id": params.get("network_id"), "port_id": params.get("port_id"),
+               "fixed_ip": params.get("fixed_ip"), "tag": params.get("tag")}
+        records = await c.allocate_ports(inst, [*({} for _ in records), req], [], inst.host)
+        payload = await c.instance_payload(inst, port_ids=[r["port_id"] for r in records])
+        vif = next(v for v in payload.get("vifs", []) if v.get("port_id") == records[-1]["port_id"])
+        await c.host_op(ctx.id, "attach", inst.host, "attach_interface", inst.uuid, {"vif": vif})
+    except (*host_errors(), StopIteration) as exc:
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    await finish(c, inst, rid, event)
+    return {"port_id": records[-1]["port_id"]}
+
+
+@handles("detach_interface")
+async def detach_interface(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                           rid: str) -> dict[str, Any]:
+    """Unplugged on the host; a port the server made is deleted, a given one unbound."""
+    from mcloud.network.service import Caller as NetCaller
+
+    event = "compute_detach_interface"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    port_id = params.get("port_id")
+    records = list((inst.system_metadata or {}).get("ports") or [])
+    rec = next((r for r in records if r["port_id"] == port_id), {"port_id": port_id, "made": False})
+    try:
+        if inst.host:
+            await c.host_op(ctx.id, "detach", inst.host, "detach_interface", inst.uuid, {"port_id": port_id})
+    except host_errors() as exc:
+        await action_failed(c, inst, rid, event, exc)
+        return {"error": _message(exc)}
+    if rec.get("made"):
+        async with c.compute.network.write() as session:
+            await c.compute.network.delete_port_internal(session, port_id)
+    else:
+        try:
+            await c.compute.network.update_port(NetCaller.internal(), port_id, {
+                "binding:host_id": "", "device_id": "", "device_owner": ""})
+        except Exception as exc:  # noqa: BLE001 (deleted meanwhile)
+            log.info("could not unbind port %s: %s", port_id, exc)
+    kept = [r for r in records if r["port_id"] != port_id]
+    await finish(c, inst, rid, event, system_metadata={**(inst.system_metadata or {}), "ports": kept})
+    return {}

@@ -1,0 +1,202 @@
+"""The actions that remake or move a server, through the Nova API on a cloud of four fake hosts,
+each to Nova's end state with Placement's allocations where Nova puts them: rebuild, createImage
+(a snapshot in the image service), resize with confirm and revert, cold migration, live
+migration (the migration row, the ports' binding), shelve/unshelve, evacuate from a host that is
+down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from mcloud.compute.models import Migration
+
+from tests.api.compute_helpers import ComputeWorld, uniq
+from tests.api.test_compute_lifecycle import events_of, wait_for
+from tests.api.test_compute_scheduling import own_cloud_world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComputeWorld]:
+    async with own_cloud_world(database, tmp_path_factory.mktemp("moves")) as world:
+        yield world
+
+
+async def boot(w: ComputeWorld, **server: Any) -> dict[str, Any]:
+    body = {"name": uniq("vm"), "imageRef": w.image_id, "flavorRef": w.flavor_id,
+            "networks": [{"uuid": w.network_id}], **server}
+    r = await w["member"].post("/servers", {"server": body}, expect=202)
+    return await wait_for(w.admin, r.json()["server"]["id"], "ACTIVE")
+
+
+async def allocations(w: ComputeWorld, consumer: str) -> dict[str, dict[str, int]]:
+    """host -> resources of the consumer's allocations."""
+    found = await w.cloud.placement.consumer_allocations(consumer)
+    if not found:
+        return {}
+    names = {rp.uuid: rp.name for rp in await w.cloud.placement.list_providers()}
+    return {names[rp]: v["resources"] for rp, v in found["providers"].items()}
+
+
+async def port_hosts(w: ComputeWorld, sid: str) -> list[str]:
+    ports = (await w.neutron["admin"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"]
+    return [p["binding:host_id"] for p in ports]
+
+
+async def gone(w: ComputeWorld, sid: str) -> None:
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, gone=True)
+    assert await w.cloud.placement.consumer_allocations(sid) is None
+
+
+async def migrations_of(w: ComputeWorld, sid: str) -> list[dict[str, Any]]:
+    """The server's migration rows, newest first (read from the table os-migrations shows)."""
+    async with w.cloud.db.read() as session:
+        rows = (await session.execute(sa.select(Migration).where(Migration.instance_uuid == sid)
+                                      .order_by(Migration.id.desc()))).scalars()
+        return [{c: getattr(r, c) for c in ("uuid", "status", "migration_type", "source_compute", "dest_compute")}
+                for r in rows]
+
+
+async def confirm(nova: Any, sid: str) -> None:
+    r = await nova.action(sid, "confirmResize", None)
+    assert r.status_code in (202, 204), r.text  # Nova: 204
+
+
+ONE = {"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}
+TWO = {"VCPU": 2, "MEMORY_MB": 64, "DISK_GB": 2}
+
+
+async def test_rebuild_with_another_image_and_a_stopped_server_stays_stopped(w: ComputeWorld) -> None:
+    s = await boot(w)
+    other = await w.image()
+    await w["member"].action(s["id"], "rebuild", {"imageRef": other}, expect=202)
+    server = await wait_for(w.admin, s["id"], "ACTIVE")
+    assert server["image"]["id"] == other and server["OS-EXT-SRV-ATTR:host"] == s["OS-EXT-SRV-ATTR:host"]
+    assert ("compute_rebuild_instance", "Success") in (await events_of(w, s["id"]))["rebuild"]
+    await w["member"].action(s["id"], "os-stop", None, expect=202)
+    await wait_for(w.admin, s["id"], "SHUTOFF")
+    await w["member"].action(s["id"], "rebuild", {"imageRef": w.image_id}, expect=202)
+    server = await wait_for(w.admin, s["id"], "SHUTOFF")
+    assert server["image"]["id"] == w.image_id and server["OS-EXT-STS:power_state"] == 4
+    await gone(w, s["id"])
+
+
+async def test_create_image_uploads_a_snapshot(w: ComputeWorld) -> None:
+    s = await boot(w)
+    r = await w["member"].action(s["id"], "createImage", {"name": "snap"}, expect=202)
+    image_id = r.json()["image_id"]
+    await wait_for(w.admin, s["id"], "ACTIVE")
+    h = {"X-Auth-Token": w["member"].token}
+    image = (await w.ks.client.get(f"/image/v2/images/{image_id}", headers=h)).json()
+    assert image["status"] == "active" and image["size"] > 0, image
+    data = (await w.ks.client.get(f"/image/v2/images/{image_id}/file", headers=h)).content
+    assert s["id"].encode() in data  # the fake driver's snapshot names its instance
+    assert ("compute_snapshot_instance", "Success") in (await events_of(w, s["id"]))["createImage"]
+    await gone(w, s["id"])
+
+
+async def test_resize_confirm_and_revert_move_the_allocations_as_nova(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    await w["member"].action(sid, "resize", {"flavorRef": w.flavor2}, expect=202)
+    server = await wait_for(w.admin, sid, "VERIFY_RESIZE")
+    dest = server["OS-EXT-SRV-ATTR:host"]
+    assert server["flavor"]["vcpus"] == 2 and server["OS-EXT-STS:power_state"] == 1
+    assert await allocations(w, sid) == {dest: TWO}
+    mig = (await migrations_of(w, sid))[0]
+    assert mig["status"] == "finished" and mig["migration_type"] == "resize" and mig["source_compute"] == source
+    # the source's allocation is held by the migration until the resize is confirmed
+    assert await allocations(w, mig["uuid"]) == {source: ONE}
+    await confirm(w["member"], sid)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["flavor"]["vcpus"] == 2 and await allocations(w, mig["uuid"]) == {}
+    # and back: revert
+    await w["member"].action(sid, "resize", {"flavorRef": w.flavor_id}, expect=400)  # smaller disk: Nova refuses
+    big = (await w.admin.post("/flavors", {"flavor": {"name": uniq("f"), "vcpus": 3, "ram": 64, "disk": 2}},
+                              expect=200)).json()["flavor"]["id"]
+    await w["member"].action(sid, "resize", {"flavorRef": big}, expect=202)
+    server = await wait_for(w.admin, sid, "VERIFY_RESIZE")
+    await w["member"].action(sid, "revertResize", None, expect=202)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["flavor"]["vcpus"] == 2 and server["OS-EXT-SRV-ATTR:host"] == dest
+    assert await allocations(w, sid) == {dest: TWO}
+    assert await port_hosts(w, sid) == [dest]
+    events = await events_of(w, sid)
+    assert ("compute_revert_resize", "Success") in events["revertResize"]
+    await gone(w, sid)
+
+
+async def test_cold_migration_of_a_stopped_server(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    await w["member"].action(sid, "os-stop", None, expect=202)
+    await wait_for(w.admin, sid, "SHUTOFF")
+    await w.admin.action(sid, "migrate", None, expect=202)
+    server = await wait_for(w.admin, sid, "VERIFY_RESIZE")
+    dest = server["OS-EXT-SRV-ATTR:host"]
+    assert dest != source and server["OS-EXT-STS:power_state"] == 4
+    assert await port_hosts(w, sid) == [dest]
+    await confirm(w.admin, sid)
+    server = await wait_for(w.admin, sid, "SHUTOFF")
+    assert await allocations(w, sid) == {dest: ONE}
+    agents = w.cloud.compute.hosts.agents
+    assert sid in agents[dest].driver.instances and sid not in agents[source].driver.instances
+    await gone(w, sid)
+
+
+async def test_live_migration_moves_the_running_server(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    target = next(h for h in sorted(w.cloud.compute.hosts.agents) if h != source)
+    await w.admin.action(sid, "os-migrateLive", {"host": target, "block_migration": "auto"}, expect=202)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["OS-EXT-SRV-ATTR:host"] == target and server["OS-EXT-STS:power_state"] == 1
+    assert await allocations(w, sid) == {target: ONE}
+    assert await port_hosts(w, sid) == [target]
+    mig = (await migrations_of(w, sid))[0]
+    assert mig["migration_type"] == "live-migration"
+    assert (mig["status"], mig["source_compute"], mig["dest_compute"]) == ("completed", source, target)
+    agents = w.cloud.compute.hosts.agents
+    assert sid in agents[target].driver.instances and sid not in agents[source].driver.instances
+    events = await events_of(w, sid)
+    assert ("compute_live_migration", "Success") in events["live-migration"]
+    await gone(w, sid)
+
+
+async def test_shelve_offloads_and_unshelve_schedules_again(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid = s["id"]
+    await w["member"].action(sid, "shelve", None, expect=202)
+    server = await wait_for(w.admin, sid, "SHELVED_OFFLOADED")
+    assert server["OS-EXT-SRV-ATTR:host"] is None and server["OS-EXT-STS:power_state"] == 0
+    assert await allocations(w, sid) == {}
+    assert await port_hosts(w, sid) == [""]
+    await w["member"].action(sid, "unshelve", None, expect=202)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    host = server["OS-EXT-SRV-ATTR:host"]
+    assert host and await allocations(w, sid) == {host: ONE} and await port_hosts(w, sid) == [host]
+    assert server["image"]["id"] == w.image_id
+    await gone(w, sid)
+
+
+async def test_evacuate_from_a_host_that_is_down(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    services = (await w.admin.get("/os-services", params={"binary": "nova-compute", "host": source},
+                                  expect=200)).json()["services"]
+    await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": True}, expect=200)
+    try:
+        r = await w.admin.at("2.94").action(sid, "evacuate", {})
+        assert r.status_code in (200, 202), r.text  # Nova: 200
+        server = await wait_for(w.admin, sid, "ACTIVE")  # before 2.95 an evacuated server runs
+        dest = server["OS-EXT-SRV-ATTR:host"]
+        assert dest != source and await allocations(w, sid) == {dest: ONE}
+        assert await port_hosts(w, sid) == [dest]
+    finally:
+        await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": False}, expect=200)
+    await gone(w, sid)
