@@ -172,7 +172,31 @@ def build(runtime: Runtime, compute: ComputeService) -> Any:
         add = getattr(module, "add_routes", None)
         if add is not None:
             add(app)
+    app.add_middleware(ComputeRequestId)
     return MicroversionMiddleware(app, VERSIONS)
+
+
+class ComputeRequestId:
+    """Nova answers with its request id twice: ``x-openstack-request-id`` (core's middleware adds
+    it) and ``x-compute-request-id`` (the same id; clients such as Tempest read this one)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                request_id = scope.get("state", {}).get("request_id")
+                if request_id:
+                    message["headers"] = [*message.get("headers", []),
+                                          (b"x-compute-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 __all__ = ["V21", "VERSIONS", "BadRequest", "Caller", "base_url", "body_of", "build", "caller_of", "compute_of",

@@ -18,6 +18,7 @@ from mcloud.compute import states as st
 from mcloud.compute.api import V21, base_url, body_of, caller_of, compute_of, query, respond
 from mcloud.compute.service import Caller, utc
 from mcloud.compute.service_servers_actions import check_state, start_action, state_conflict
+from mcloud.compute.service_servers import normal_ip
 from mcloud.compute.service_servers_create import boot_image, ref_id
 from mcloud.core.errors import APIError, BadRequest, Conflict, NotFound, NotImplementedYet
 
@@ -34,6 +35,11 @@ SIMPLE = {
     "revertResize": ("os_compute_api:servers:revert_resize", "revertResize"),
     "shelveOffload": ("os_compute_api:os-shelve:shelve_offload", "shelveOffload"),
 }
+
+
+#: Nova's answer to an action when it is not 202
+STATUS = {"confirmResize": 204, "rescue": 200, "evacuate": 200, "os-getConsoleOutput": 200,
+          "os-getVNCConsole": 200}
 
 
 def _servers(request: Request) -> Any:
@@ -58,9 +64,10 @@ async def server_action(request: Request, server_id: str) -> Response:  # noqa: 
         return await _after(request, caller, servers, inst, result)
     if isinstance(result, Response):
         return result
-    if result is None:
-        return respond(None, 202)
-    return respond(result, 202)
+    status = STATUS.get(name, 202)
+    if result is None or status == 204:
+        return respond(None, status)
+    return respond(result, status)
 
 
 async def _after(request: Request, caller: Caller, servers: Any, inst: m.Instance, result: tuple[str, Any]) -> Response:
@@ -255,7 +262,7 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
             inst.key_name, inst.key_data = key[0], key[1]
     for field, column in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
         if field in value:
-            setattr(inst, column, value[field] or None)
+            setattr(inst, column, normal_ip(value[field]))
     inst.image_ref = image_ref
     sysmeta = {k: v for k, v in (inst.system_metadata or {}).items() if not k.startswith("image_")}
     sysmeta["image_properties"] = dict(view.properties)
@@ -269,7 +276,7 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
         "admin_pass": password, "preserve_ephemeral": sc.as_bool(value.get("preserve_ephemeral", False))},
         check_lock=False)
     await session.flush()
-    server = await servers.render(caller, base_url(request), [inst], session)
+    server = await servers.render(caller, base_url(request), [inst], session, mode="rebuild")
     out = server[0]
     out["adminPass"] = password
     return {"server": out}
@@ -533,14 +540,8 @@ async def list_instance_actions(request: Request, server_id: str) -> Response:
             if index is None:
                 raise BadRequest(f"Marker {marker} could not be found.")
             rows = rows[index + 1:]
-        if "limit" in params:
-            try:
-                limit = int(params["limit"][-1])
-            except ValueError:
-                raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit'][-1]}.") from None
-            if limit < 0:
-                raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
-            limit = min(limit, servers.compute.config.max_limit)
+        limit = sc.query_limit(params, servers.compute.config.max_limit)
+        if limit is not None:
             full = len(rows) >= limit
             rows = rows[:limit]
             if rows and full and limit:

@@ -116,6 +116,21 @@ def check_query(params: dict[str, list[str]], allowed: set[str], strict: bool) -
                              f"Additional properties are not allowed ('{key}' was unexpected)")
 
 
+def query_limit(params: dict[str, list[str]], maximum: int | None = None) -> int | None:
+    """The ``limit`` query parameter (None when absent), at most ``maximum``; Nova's 400 when it
+    is not a non-negative integer."""
+    if "limit" not in params:
+        return None
+    raw = params["limit"][-1]
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}.")
+    return limit if maximum is None else min(limit, maximum)
+
+
 # ---------------------------------------------------------------------- pieces
 
 def string(min_length: int = 0, max_length: int = 255, **kw: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ write transaction (``submit_build`` / ``submit_action``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.compute import models as m
 from mcloud.compute import states, views
-from mcloud.compute.schemas import as_bool, decode_base64, is_uuid
+from mcloud.compute.schemas import as_bool, decode_base64, is_uuid, query_limit
 from mcloud.compute.service import Caller
 from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 
@@ -40,6 +41,17 @@ def sanitize_hostname(name: str, default: str) -> str:
     hostname = re.sub(r"[^\w.-]+", "", hostname, flags=re.ASCII)
     hostname = hostname.lower().strip(".-")
     return hostname or default
+
+
+def normal_ip(value: str | None) -> str | None:
+    """An access IP as Nova keeps it (a netaddr address: ``::babe:dc0c:1602``, not the long
+    form); "" clears it."""
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        return value
 
 
 def parse_time(value: str, name: str) -> datetime:
@@ -162,9 +174,10 @@ class Servers:
         return out, ports
 
     async def extras(self, session: AsyncSession, insts: Sequence[m.Instance],
-                     addresses: bool = True) -> dict[str, dict[str, Any]]:
+                     addresses: bool = True, groups: bool = False) -> dict[str, dict[str, Any]]:
         """What a server's body needs besides its row: metadata, tags, the newest fault,
-        addresses and security groups."""
+        addresses and security groups (and with ``groups`` its server group, for one server's
+        body from 2.71)."""
         uuids = [i.uuid for i in insts]
         out: dict[str, dict[str, Any]] = {u: {"metadata": {}, "tags": []} for u in uuids}
         if not uuids:
@@ -187,6 +200,11 @@ class Servers:
             nets = inst.requested_networks
             if nets != "none" and not inst.deleted:
                 out[inst.uuid]["security_groups"] = list(inst.security_groups or ["default"])
+        group_of = getattr(self.compute.resources, "group_of_instance", None)
+        if groups and group_of is not None:
+            for inst in insts:
+                group = await group_of(session, inst.uuid)
+                out[inst.uuid]["server_groups"] = [group.id] if group is not None else []
         if addresses:
             addrs, _ = await self.addresses_of(uuids)
             for uuid, value in addrs.items():
@@ -194,20 +212,21 @@ class Servers:
         return out
 
     async def render(self, caller: Caller, base: str, insts: Sequence[m.Instance],
-                     session: AsyncSession | None = None) -> list[dict[str, Any]]:
+                     session: AsyncSession | None = None, mode: str = "show") -> list[dict[str, Any]]:
+        groups = mode != "list" and caller.at(2, 71)
         if session is None:
             async with self.db.read() as session:
-                extras = await self.extras(session, insts)
+                extras = await self.extras(session, insts, groups=groups)
         else:
-            extras = await self.extras(session, insts)
-        return [views.detail(caller, base, inst, extras[inst.uuid]) for inst in insts]
+            extras = await self.extras(session, insts, groups=groups)
+        return [views.detail(caller, base, inst, extras[inst.uuid], mode) for inst in insts]
 
     async def show(self, caller: Caller, base: str, server_id: str) -> dict[str, Any]:
         async with self.db.read() as session:
             inst = await self.get(session, caller, server_id)
             caller.authorize("os_compute_api:servers:show", {"project_id": inst.project_id})
-            extras = await self.extras(session, [inst])
-        return views.detail(caller, base, inst, extras[inst.uuid])
+            extras = await self.extras(session, [inst], groups=caller.at(2, 71))
+        return views.detail(caller, base, inst, extras[inst.uuid], "show")
 
     async def list(self, caller: Caller, base: str, params: dict[str, list[str]], detail: bool) -> ServerList:
         """Nova's GET /servers[/detail]: the filters the caller may use, sort keys, limit/marker."""
@@ -316,15 +335,9 @@ class Servers:
             sort = [(m.Instance.created_at, True)]
         sort.append((m.Instance.id, sort[-1][1]))
         maximum = self.compute.config.max_limit
-        limit = maximum
-        if "limit" in one:
-            try:
-                limit = int(one["limit"])
-            except ValueError:
-                raise BadRequest(f"Invalid input for query parameters limit. Value: {one['limit']}.") from None
-            if limit < 0:
-                raise BadRequest(f"Invalid input for query parameters limit. Value: {one['limit']}.")
-            limit = min(limit, maximum)
+        limit = query_limit(params, maximum)
+        if limit is None:
+            limit = maximum
         name_re = ip_re = None
         if "name" in f:
             name_re = _regex(f["name"], "name")
@@ -373,19 +386,19 @@ class Servers:
             if "description" in body:
                 inst.description = body["description"]
             if "accessIPv4" in body:
-                inst.access_ip_v4 = body["accessIPv4"] or None
+                inst.access_ip_v4 = normal_ip(body["accessIPv4"])
             if "accessIPv6" in body:
-                inst.access_ip_v6 = body["accessIPv6"] or None
+                inst.access_ip_v6 = normal_ip(body["accessIPv6"])
             if "hostname" in body:
                 inst.hostname = body["hostname"]
             if "OS-DCF:diskConfig" in body:
                 inst.system_metadata = {**(inst.system_metadata or {}), "disk_config": body["OS-DCF:diskConfig"]}
             inst.updated_at = m.now()
             await session.flush()
-            extras = await self.extras(session, [inst], addresses=False)
+            extras = await self.extras(session, [inst], addresses=False, groups=caller.at(2, 71))
         addrs, _ = await self.addresses_of([inst.uuid])
         extras[inst.uuid]["addresses"] = addrs[inst.uuid]
-        return views.detail(caller, base, inst, extras[inst.uuid])
+        return views.detail(caller, base, inst, extras[inst.uuid], "update")
 
     async def delete(self, caller: Caller, server_id: str, action: str = "delete") -> None:
         """DELETE /servers/{id} (and forceDelete): refused when locked (409); the host's part is the

@@ -16,7 +16,7 @@ from mcloud.compute import models as m
 from mcloud.compute import schemas as sc
 from mcloud.compute import states
 from mcloud.compute.service import Caller
-from mcloud.compute.service_servers import Servers, ref_id, sanitize_hostname
+from mcloud.compute.service_servers import Servers, normal_ip, ref_id, sanitize_hostname
 from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden
 
 NETWORK = {"type": "object", "properties": {
@@ -252,7 +252,8 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
                 key_name=key[0] if key else None, key_data=key[1] if key else None, user_data=user_data,
                 config_drive=config_drive, availability_zone=requested_zone, vm_state=states.BUILDING,
                 task_state=states.SCHEDULING, power_state=states.NOSTATE, locked=False,
-                access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"), progress=0,
+                access_ip_v4=normal_ip(server.get("accessIPv4")), access_ip_v6=normal_ip(server.get("accessIPv6")),
+                progress=0,
                 launch_index=index, reservation_id=reservation_id, requested_networks=stored_networks,
                 security_groups=groups if networks != "none" else [], scheduler_hints=hints,
                 requested_availability_zone=az, system_metadata=system_metadata)
@@ -279,7 +280,7 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
                           "min_disk": image.min_disk,
                           "min_ram": image.min_ram, "disk_format": image.disk_format, "size": image.size,
                           "container_format": image.container_format},
-                "networks": stored_networks if isinstance(stored_networks, str) else requested,
+                "networks": requested,
                 "security_groups": groups if networks != "none" else [],
                 "availability_zone": requested_zone, "force_host": forced_host, "force_node": forced_node,
                 "requested_host": server.get("host"), "requested_node": server.get("hypervisor_hostname"),

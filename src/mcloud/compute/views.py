@@ -84,10 +84,23 @@ def flavor_body(caller: Caller, base: str, flavor: dict[str, Any]) -> dict[str, 
     return out
 
 
-def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any]) -> dict[str, Any]:
-    """The whole body of one server. ``extra``: addresses, metadata, tags, fault, security groups
-    (from ``Servers.extras``)."""
+def _plain_addresses(addresses: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Addresses without Nova's OS-EXT-IPS extension keys (the update/rebuild body before 2.75)."""
+    return {net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+            for net, entries in addresses.items()}
+
+
+def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any], mode: str = "list") -> dict[str, Any]:
+    """The whole body of one server. ``extra``: addresses, metadata, tags, fault, security groups,
+    server groups (from ``Servers.extras``).
+
+    ``mode`` is what asks, as Nova's view builder is called: "list" (GET /servers/detail),
+    "show" (GET /servers/{id}: ``server_groups`` from 2.71), "update" (PUT) and "rebuild": before
+    2.75 those two answer the smaller body of Nova's update/rebuild (no OS-EXT-*, zone, key,
+    config drive, security groups, volumes, and plain addresses), from 2.75 the whole one; a
+    rebuild shows its ``key_name`` from 2.54 and ``user_data`` from 2.57."""
     status = status_of(inst.vm_state, inst.task_state)
+    full = mode in ("list", "show") or caller.at(2, 75)
     image: Any = ""
     if inst.image_ref:
         image = {"id": inst.image_ref, "links": [{"rel": "bookmark", "href": f"{base}/images/{inst.image_ref}"}]}
@@ -98,25 +111,30 @@ def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any]) -
         "user_id": inst.user_id, "metadata": extra.get("metadata", {}), "hostId": host_id(inst.project_id, inst.host),
         "image": image, "flavor": flavor_body(caller, base, inst.flavor or {}),
         "created": utc(inst.created_at), "updated": utc(inst.updated_at),
-        "addresses": extra.get("addresses", {}),
+        "addresses": extra.get("addresses", {}) if full else _plain_addresses(extra.get("addresses", {})),
         "accessIPv4": inst.access_ip_v4 or "", "accessIPv6": inst.access_ip_v6 or "",
         "links": links(base, "servers", inst.uuid),
         "OS-DCF:diskConfig": (inst.system_metadata or {}).get("disk_config", "MANUAL"),
-        "config_drive": "True" if inst.config_drive else "",
-        "key_name": inst.key_name,
-        "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
-        "OS-EXT-STS:power_state": inst.power_state, "OS-EXT-STS:task_state": inst.task_state,
-        "OS-EXT-STS:vm_state": inst.vm_state,
-        "OS-SRV-USG:launched_at": usage_time(inst.launched_at),
-        "OS-SRV-USG:terminated_at": usage_time(inst.terminated_at),
-        "os-extended-volumes:volumes_attached": [],
     }
+    if full:
+        out.update({
+            "config_drive": "True" if inst.config_drive else "",
+            "key_name": inst.key_name,
+            "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
+            "OS-EXT-STS:power_state": inst.power_state, "OS-EXT-STS:task_state": inst.task_state,
+            "OS-EXT-STS:vm_state": inst.vm_state,
+            "OS-SRV-USG:launched_at": usage_time(inst.launched_at),
+            "OS-SRV-USG:terminated_at": usage_time(inst.terminated_at),
+            "os-extended-volumes:volumes_attached": [],
+        })
+    elif mode == "rebuild" and caller.at(2, 54):
+        out["key_name"] = inst.key_name
     if status in PROGRESS_STATUSES:
         out["progress"] = inst.progress or 0
     groups = extra.get("security_groups")
-    if groups:
+    if groups and full:
         out["security_groups"] = [{"name": g} for g in groups]
-    if caller.can("os_compute_api:os-extended-server-attributes", {"project_id": inst.project_id}):
+    if full and caller.can("os_compute_api:os-extended-server-attributes", {"project_id": inst.project_id}):
         out["OS-EXT-SRV-ATTR:host"] = inst.host
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         out["OS-EXT-SRV-ATTR:instance_name"] = inst.instance_name
@@ -125,13 +143,14 @@ def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any]) -
                         "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
                         "OS-EXT-SRV-ATTR:hostname": inst.hostname,
                         "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                        "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name,
-                        "OS-EXT-SRV-ATTR:user_data": inst.user_data})
+                        "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name})
+            if mode != "rebuild":  # a rebuild shows ``user_data`` instead (2.57+)
+                out["OS-EXT-SRV-ATTR:user_data"] = inst.user_data
     elif caller.at(2, 90):
         out["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
     if caller.at(2, 9):
         out["locked"] = bool(inst.locked)
-    if caller.at(2, 16) and inst.host and caller.can("os_compute_api:servers:show:host_status",
+    if full and caller.at(2, 16) and inst.host and caller.can("os_compute_api:servers:show:host_status",
                                                      {"project_id": inst.project_id}):
         out["host_status"] = extra.get("host_status", "UP")
     if caller.at(2, 19):
@@ -142,10 +161,14 @@ def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any]) -
         out["trusted_image_certificates"] = None
     if caller.at(2, 73):
         out["locked_reason"] = inst.locked_reason
+    if mode != "list" and caller.at(2, 71):
+        out["server_groups"] = list(extra.get("server_groups", []))
     if caller.at(2, 96):
         out["pinned_availability_zone"] = inst.requested_availability_zone
     if caller.at(2, 100):
         out["scheduler_hints"] = dict(inst.scheduler_hints or {})
+    if mode == "rebuild" and caller.at(2, 57):
+        out["user_data"] = inst.user_data
     fault = extra.get("fault")
     if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
         body = {"code": fault.code, "created": utc(fault.created_at), "message": fault.message}
