@@ -14,6 +14,8 @@ packages+=(ovn-central ovn-host openvswitch-switch)
 # and what `mcloud image build-tiny` makes the tiny guest of: a Debian kernel and busybox, a FAT
 # file system written without mounting (mtools) made bootable by syslinux's mtools installer
 packages+=(qemu-system-x86 qemu-utils genisoimage linux-image-cloud-amd64 busybox mtools syslinux syslinux-common)
+# the remote console's web page (noVNC, served by the compute console proxy at /compute/vnc/)
+packages+=(novnc)
 if [ "$purpose" = test ]; then
   packages+=(postgresql)
   # a private Ceph cluster (tests/ceph.py) and the bindings the rbd image store uses

@@ -54,7 +54,7 @@ class ServiceDispatcher:
         self.mounts = sorted(mounts.items(), key=lambda kv: -len(kv[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):  # websockets: the compute console proxy
             path = scope["path"]
             for prefix, app in self.mounts:
                 if path == prefix or path.startswith(prefix + "/"):

@@ -78,6 +78,13 @@ async def power_states(request: Request) -> Response:
 
 
 def add_routes(app: FastAPI) -> None:
+    from mcloud.compute import consoleproxy
+
+    runtime = getattr(app.state, "runtime", None)
+    compute = getattr(app.state, "compute", None)
+    if runtime is not None and compute is not None:
+        compute.hosts.public_url = runtime.config.public_url
+    consoleproxy.add_routes(app)
     app.add_api_route(PREFIX + "/hosts/{host}", register, methods=["POST"])
     app.add_api_route(PREFIX + "/hosts/{host}/ops", pull, methods=["GET"])
     app.add_api_route(PREFIX + "/hosts/{host}/heartbeat", heartbeat, methods=["POST"])

@@ -94,6 +94,10 @@ class Hosts:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.controller_host = default_host_name(self.config.host)
+        #: the URL clients reach the controller at (console URLs): the runtime's public URL,
+        #: set when the API is built (``api_agent.add_routes``)
+        self.public_url = ""
+        self._console_auth: Any = None
 
     # ------------------------------------------------------------------ liveness
 
@@ -467,7 +471,29 @@ class Hosts:
         """Send and wait: a synchronous host call (console output, console)."""
         async with self.db.write() as session:
             op_id = await self.send(session, host, op, instance_uuid, payload)
-        return await self.wait(op_id, timeout)
+        result = await self.wait(op_id, timeout)
+        if op == "console" and instance_uuid and result.get("port"):
+            result = {**result, "url": self.console_url(host, instance_uuid, result)}
+        return result
+
+    @property
+    def console_auth(self) -> Any:
+        """The console tokens' issuer and checker (``consoleproxy.ConsoleAuth``)."""
+        if self._console_auth is None:
+            from mcloud.compute.consoleproxy import ConsoleAuth
+
+            self._console_auth = ConsoleAuth(self.compute.data_dir, self.config.console_token_ttl)
+        return self._console_auth
+
+    def console_url(self, host: str, instance_uuid: str, console: dict[str, Any]) -> str:
+        """The remote console URL of ``instance_uuid`` on ``host``, whose driver said where its
+        VNC server is (``console``: the console op's result)."""
+        from mcloud.compute.consoleproxy import ConsoleTarget, console_url
+
+        token = self.console_auth.issue(ConsoleTarget(
+            instance_uuid=instance_uuid, host=host, address=str(console.get("host") or "127.0.0.1"),
+            port=int(console["port"]), protocol=str(console.get("protocol") or "vnc")))
+        return console_url(self.public_url or "http://127.0.0.1:8080", token)
 
     async def pull(self, host: str, limit: int = 100) -> list[dict[str, Any]]:
         """Claim ``host``'s pending ops (oldest first): they become running."""
