@@ -53,6 +53,12 @@ async def gone(w: ComputeWorld, sid: str) -> None:
     assert await w.cloud.placement.consumer_allocations(sid) is None
 
 
+async def guest_only_on(w: ComputeWorld, sid: str, host: str, not_on: str) -> None:
+    """The fake hypervisors: the guest exists on ``host`` and not on ``not_on``."""
+    agents = w.cloud.compute.hosts.agents
+    assert sid in agents[host].driver.instances and sid not in agents[not_on].driver.instances
+
+
 async def migrations_of(w: ComputeWorld, sid: str) -> list[dict[str, Any]]:
     """The server's migration rows, newest first (read from the table os-migrations shows)."""
     async with w.cloud.db.read() as session:
@@ -144,8 +150,7 @@ async def test_cold_migration_of_a_stopped_server(w: ComputeWorld) -> None:
     await confirm(w.admin, sid)
     server = await wait_for(w.admin, sid, "SHUTOFF")
     assert await allocations(w, sid) == {dest: ONE}
-    agents = w.cloud.compute.hosts.agents
-    assert sid in agents[dest].driver.instances and sid not in agents[source].driver.instances
+    await guest_only_on(w, sid, dest, source)
     await gone(w, sid)
 
 
@@ -161,10 +166,8 @@ async def test_live_migration_moves_the_running_server(w: ComputeWorld) -> None:
     mig = (await migrations_of(w, sid))[0]
     assert mig["migration_type"] == "live-migration"
     assert (mig["status"], mig["source_compute"], mig["dest_compute"]) == ("completed", source, target)
-    agents = w.cloud.compute.hosts.agents
-    assert sid in agents[target].driver.instances and sid not in agents[source].driver.instances
-    events = await events_of(w, sid)
-    assert ("compute_live_migration", "Success") in events["live-migration"]
+    await guest_only_on(w, sid, target, source)
+    assert ("compute_live_migration", "Success") in (await events_of(w, sid))["live-migration"]
     await gone(w, sid)
 
 
@@ -199,4 +202,52 @@ async def test_evacuate_from_a_host_that_is_down(w: ComputeWorld) -> None:
         assert await port_hosts(w, sid) == [dest]
     finally:
         await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": False}, expect=200)
+    await gone(w, sid)
+
+
+async def test_a_failed_live_migration_leaves_the_server_running_on_its_source(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    agents = w.cloud.compute.hosts.agents
+    target = next(h for h in sorted(agents) if h != source)
+    agents[source].driver.inject("live_migrate", "injected: the stream broke", uuid=sid)
+    await w.admin.action(sid, "os-migrateLive", {"host": target, "block_migration": "auto"}, expect=202)
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["OS-EXT-SRV-ATTR:host"] == source and server["OS-EXT-STS:power_state"] == 1
+    assert await allocations(w, sid) == {source: ONE} and await port_hosts(w, sid) == [source]
+    mig = (await migrations_of(w, sid))[0]
+    assert mig["status"] == "error" and await allocations(w, mig["uuid"]) == {}
+    await guest_only_on(w, sid, source, target)  # aborted there
+    assert ("compute_live_migration", "Error") in (await events_of(w, sid))["live-migration"]
+    await gone(w, sid)
+
+
+async def test_a_failed_resize_is_error_with_the_claim_given_back(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid = s["id"]
+    for agent in w.cloud.compute.hosts.agents.values():
+        agent.driver.inject("resize", "injected: the disk would not grow", uuid=sid)
+    await w["member"].action(sid, "resize", {"flavorRef": w.flavor2}, expect=202)
+    server = await wait_for(w.admin, sid, "ERROR")
+    assert server["fault"]["message"] == "injected: the disk would not grow"
+    # the guest is where the failure left it (moved, or not), claimed there with the flavor it has
+    assert server["flavor"]["vcpus"] == 1
+    assert await allocations(w, sid) == {server["OS-EXT-SRV-ATTR:host"]: ONE}
+    assert sid in w.cloud.compute.hosts.agents[server["OS-EXT-SRV-ATTR:host"]].driver.instances
+    mig = (await migrations_of(w, sid))[0]
+    assert mig["status"] == "error" and await allocations(w, mig["uuid"]) == {}
+    await gone(w, sid)
+
+
+async def test_a_failed_snapshot_deletes_its_image_and_keeps_the_server(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid = s["id"]
+    w.cloud.compute.hosts.agents[s["OS-EXT-SRV-ATTR:host"]].driver.inject("snapshot", "injected: no room", uuid=sid)
+    r = await w["member"].action(sid, "createImage", {"name": "snap"}, expect=202)
+    image_id = r.json()["image_id"]
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["OS-EXT-STS:task_state"] is None
+    h = {"X-Auth-Token": w["member"].token}
+    assert (await w.ks.client.get(f"/image/v2/images/{image_id}", headers=h)).status_code == 404
+    assert ("compute_snapshot_instance", "Error") in (await events_of(w, sid))["createImage"]
     await gone(w, sid)

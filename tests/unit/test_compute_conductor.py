@@ -5,7 +5,9 @@ left after an ERROR), deletes, one-op actions to Nova's end states, and the powe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from mcloud.compute.models import Instance, InstanceAction, InstanceActionEvent,
 from mcloud.compute.scheduler import Scheduler
 from mcloud.compute.service import ComputeService
 from mcloud.core.db import Database
-from mcloud.core.tasks import TaskQueue
+from mcloud.core.tasks import FAILED, Task, TaskQueue
 from mcloud.network import models as nm
 from mcloud.network.config import NetworkConfig
 from mcloud.network.service import Caller as NetCaller
@@ -40,6 +42,8 @@ class FakeHosts:
         self.ops: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {}
         self.log: list[tuple[str, str, str | None]] = []
         self.fail: dict[tuple[str, str], str] = {}
+        #: (host, op) -> how many more times waiting for it is cut short (the process "dies")
+        self.interrupt: dict[tuple[str, str], int] = {}
         self.guests: dict[str, dict[str, str]] = {}  # host -> uuid -> state
 
     async def candidates_state(self, session: Any) -> dict[str, State]:
@@ -57,6 +61,9 @@ class FakeHosts:
 
     async def wait(self, op_id: str, timeout: float) -> dict[str, Any]:
         host, op, inst, payload = self.ops[op_id]
+        if self.interrupt.get((host, op)):
+            self.interrupt[(host, op)] -= 1
+            raise asyncio.CancelledError()
         self.log.append((host, op, inst))
         if (host, op) in self.fail:
             raise HostOpFailed(self.fail[(host, op)])
@@ -334,3 +341,48 @@ async def test_power_state_sync(compute: Compute) -> None:
     async with compute.db.write() as s:
         await compute.conductor.power_state_changed(s, u, st.RUNNING)
     assert (await compute.instance(u)).vm_state == st.ACTIVE
+
+
+async def crash_once(compute: Compute) -> None:
+    """Claim a task and run it until the process "dies" (cancelled), then let its lease run out."""
+    task = await compute.tasks.claim()
+    assert task is not None
+    with pytest.raises(asyncio.CancelledError):
+        await compute.tasks.run_task(task)
+    async with compute.db.write() as s:
+        await s.execute(sa.update(Task).where(Task.id == task.id).values(
+            lease_until=datetime.utcnow() - timedelta(hours=1)))
+
+
+async def test_a_build_cut_short_resumes_without_doing_anything_twice(compute: Compute) -> None:
+    host = await compute.add_host("h1")
+    net = await compute.network_id()
+    compute.hosts.interrupt[(host, "spawn")] = 1
+    u = await compute.boot([{"network_id": net}])
+    await crash_once(compute)
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.task_state, inst.host) == (st.BUILDING, st.SPAWNING, host)
+    await compute.tasks.run_pending()  # the next attempt finds the claim, the port and the sent spawn
+    inst = await compute.instance(u)
+    assert inst.vm_state == st.ACTIVE and inst.host == host
+    assert len(await compute.ports_of(u)) == 1 and await compute.usage(host) == 2
+    assert len([o for o in compute.hosts.ops.values() if o[1] == "spawn" and o[2] == u]) == 1
+
+
+async def test_a_build_that_keeps_dying_is_given_up_in_error_and_cleaned(compute: Compute) -> None:
+    host = await compute.add_host("h1")
+    net = await compute.network_id()
+    compute.hosts.interrupt[(host, "spawn")] = 99
+    u = await compute.boot([{"network_id": net}])
+    for _ in range(3):  # the task's max_attempts
+        await crash_once(compute)
+    compute.hosts.interrupt.clear()
+    await compute.tasks.run_pending()  # gives the build up (ERROR), then runs its cleanup
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.task_state, inst.host) == (st.ERROR, None, None)
+    assert "was interrupted 3 times" in (await compute.faults(u))[-1]
+    assert await compute.ports_of(u) == [] and await compute.usage(host) == 0
+    assert (host, "destroy", u) in compute.hosts.log
+    async with compute.db.read() as s:
+        build = (await s.execute(sa.select(Task).where(Task.resource_id == u, Task.kind == "compute.build"))).scalar_one()
+    assert build.status == FAILED

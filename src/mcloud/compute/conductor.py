@@ -48,7 +48,7 @@ from mcloud.core.tasks import PENDING, RUNNING, SUCCEEDED, Task, TaskContext, Ta
 
 log = logging.getLogger("mcloud.compute.conductor")
 
-BUILD, ACTION = "compute.build", "compute.action"
+BUILD, ACTION, CLEANUP = "compute.build", "compute.action", "compute.cleanup"
 #: how long a host may take for an operation before the conductor gives up on it
 SPAWN_TIMEOUT = 600.0
 OP_TIMEOUT = 300.0
@@ -99,6 +99,16 @@ def _after_commit(session: AsyncSession, fn: Any) -> None:
     sa_event.listen(session.sync_session, "after_commit", lambda _s: fn(), once=True)
 
 
+async def detached(session: AsyncSession, row: Any, values: dict[str, Any]) -> Any:
+    """Set ``values`` (and updated_at) on ``row``, flush, and hand the row out of the session."""
+    for k, v in values.items():
+        setattr(row, k, v)
+    row.updated_at = now()
+    await session.flush()
+    session.expunge(row)
+    return row
+
+
 def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", "") or exc) or type(exc).__name__
 
@@ -113,6 +123,7 @@ class Conductor:
     def register(self, tasks: Any) -> None:
         tasks.register(BUILD, self._run_build, on_failure=self._task_given_up)
         tasks.register(ACTION, self._run_action, on_failure=self._task_given_up)
+        tasks.register(CLEANUP, self._run_cleanup)
 
     async def submit_build(self, session: AsyncSession, instances: list[Instance], request: BuildRequest) -> None:
         """One ``compute.build`` task per instance, in SERVERS' write transaction."""
@@ -160,12 +171,7 @@ class Conductor:
             inst = await self._row(session, uuid, lock=True)
             if inst is None:
                 return None
-            for k, v in values.items():
-                setattr(inst, k, v)
-            inst.updated_at = now()
-            await session.flush()
-            session.expunge(inst)
-            return inst
+            return await detached(session, inst, values)
 
     async def event(self, uuid: str, request_id: str, name: str, result: str | None = None,
                     host: str | None = None, exc: BaseException | None = None) -> None:
@@ -208,19 +214,38 @@ class Conductor:
     # ---------------------------------------------------------------- tasks
 
     async def _task_given_up(self, session: AsyncSession, task: Task, message: str) -> None:
-        """The worker gave the task up (its process died too often): ERROR, with the reason."""
+        """The worker gave the task up (its process died too often): ERROR with the reason. A build
+        given up also lets go of what it held (a cleanup task, submitted in this transaction: the
+        hook may not open another)."""
         uuid = (task.payload or {}).get("instance_uuid")
         inst = await self._row(session, uuid) if uuid else None
         if inst is None or inst.deleted:
             return
-        if (task.payload or {}).get("action") == "delete":
-            inst.task_state = None
-            inst.vm_state = st.ERROR
-        else:
-            inst.vm_state = st.ERROR
-            inst.task_state = None
+        inst.vm_state = st.ERROR
+        inst.task_state = None
         inst.updated_at = now()
         await self.compute.record_fault(session, inst, message, 500, inst.host)
+        if task.kind == BUILD:
+            await self.compute.tasks.submit(session, CLEANUP, {"instance_uuid": inst.uuid},
+                                            resource_id=inst.uuid, owner_project=inst.project_id)
+            _after_commit(session, self.compute.tasks.wake)
+
+    async def _run_cleanup(self, ctx: TaskContext) -> dict[str, Any]:
+        """A build that will not finish: its host's copy destroyed, its ports and allocations
+        released, no host."""
+        from mcloud.compute.hosts import HostOpFailed, HostTimeout
+
+        inst = await self.load(ctx.payload["instance_uuid"])
+        if inst is None or inst.deleted or inst.vm_state != st.ERROR:
+            return {"skipped": "nothing to clean"}
+        if inst.host and await self.host_is_up(inst.host):
+            try:
+                await self.host_op(ctx.id, "destroy", inst.host, "destroy", inst.uuid, {}, 60)
+            except (HostOpFailed, HostTimeout) as exc:
+                log.warning("cleanup of %s on %s failed: %s", inst.uuid, inst.host, exc)
+        await self.release_all(inst)
+        await self.update(inst.uuid, host=None, node=None, power_state=st.NOSTATE)
+        return {"cleaned": inst.uuid}
 
     async def _run_build(self, ctx: TaskContext) -> dict[str, Any]:
         from mcloud.compute.conductor_build import Build

@@ -24,11 +24,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from mcloud.compute import states as st
-from mcloud.compute.conductor import OP_TIMEOUT, SHUTDOWN_TIMEOUT, SPAWN_TIMEOUT, ActionFailed, Conductor, \
-    _message, request_spec
+from mcloud.compute.conductor import SHUTDOWN_TIMEOUT, SPAWN_TIMEOUT, ActionFailed, Conductor, _message, \
+    detached, request_spec
 from mcloud.compute.conductor_actions import action_failed
 from mcloud.compute.models import Instance, Migration, now
-from mcloud.compute.scheduler import NoValidHost
+from mcloud.compute.scheduler import NoValidHost, request_groups
 from mcloud.core.tasks import TaskContext
 
 log = logging.getLogger("mcloud.compute.conductor")
@@ -282,12 +282,7 @@ async def migration_for(c: Conductor, inst: Instance, kind: str, **values: Any) 
                             user_id=inst.user_id, migration_type=kind, status="pre-migrating",
                             source_compute=inst.host, source_node=inst.node, created_at=now())
             session.add(row)
-        for k, v in values.items():
-            setattr(row, k, v)
-        row.updated_at = now()
-        await session.flush()
-        session.expunge(row)
-        return row
+        return await detached(session, row, values)
 
 
 async def set_migration(c: Conductor, migration_uuid: str, **values: Any) -> None:
@@ -348,6 +343,7 @@ async def resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[st
     await c.event(inst.uuid, rid, conductor_event)
     mig = None
     event = conductor_event
+    where, where_node = source, inst.node  # where the guest is
     try:
         if not source:
             raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
@@ -371,6 +367,7 @@ async def resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[st
             await c.host_op(ctx.id, "resize", source, "resize", inst.uuid, payload, SPAWN_TIMEOUT)
         else:
             await move_between(c, ctx, inst, source, sel.host, payload, mig.uuid, "move", cold=True)
+            where, where_node = sel.host, sel.node
             if kind == "resize":
                 await c.host_op(ctx.id, "resize", sel.host, "resize", inst.uuid, payload, SPAWN_TIMEOUT)
         await set_migration(c, mig.uuid, status="post-migrating")
@@ -386,9 +383,16 @@ async def resize(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[st
             power = await power_state_of(result, st.RUNNING)
     except host_errors() as exc:
         if mig is not None:
-            await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+            if where == source:  # the claim goes back to the source
+                await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
+            else:  # the guest is on the destination already, with its old flavor: claimed there as such
+                groups, _ = request_groups(inst.old_flavor or inst.flavor)
+                await c.compute.scheduler.set_allocations(inst.uuid, {sel.provider_uuid: groups[""].resources},
+                                                          inst.project_id, inst.user_id)
+                await c.compute.scheduler.confirm_move(mig.uuid)
             await set_migration(c, mig.uuid, status="error")
-        await c.update(inst.uuid, host=source, flavor=(inst.old_flavor or inst.flavor), new_flavor=None)
+        await c.update(inst.uuid, host=where, node=where_node, flavor=(inst.old_flavor or inst.flavor),
+                       new_flavor=None)
         failed_state = st.ERROR if event != conductor_event else inst.vm_state
         await action_failed(c, inst, rid, event, exc, vm_state=failed_state)
         return {"error": _message(exc)}
