@@ -69,8 +69,7 @@ async def migrations_of(w: ComputeWorld, sid: str) -> list[dict[str, Any]]:
 
 
 async def confirm(nova: Any, sid: str) -> None:
-    r = await nova.action(sid, "confirmResize", None)
-    assert r.status_code in (202, 204), r.text  # Nova: 204
+    await nova.action(sid, "confirmResize", None, expect=204)
 
 
 ONE = {"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}
@@ -194,8 +193,7 @@ async def test_evacuate_from_a_host_that_is_down(w: ComputeWorld) -> None:
                                   expect=200)).json()["services"]
     await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": True}, expect=200)
     try:
-        r = await w.admin.at("2.94").action(sid, "evacuate", {})
-        assert r.status_code in (200, 202), r.text  # Nova: 200
+        await w.admin.at("2.94").action(sid, "evacuate", {}, expect=200)
         server = await wait_for(w.admin, sid, "ACTIVE")  # before 2.95 an evacuated server runs
         dest = server["OS-EXT-SRV-ATTR:host"]
         assert dest != source and await allocations(w, sid) == {dest: ONE}
