@@ -155,3 +155,55 @@ async def test_image_proxy_until_2_35(w: ComputeWorld) -> None:
     assert_fault(await member.get(f"/images/{image_id}"), 404)
     # gone from 2.36, as Nova's proxies
     assert_fault(await w["member"].at("2.36").get(f"/images/{w.image_id}"), 404)
+
+
+async def test_security_group_proxy_and_server_groups(w: ComputeWorld) -> None:
+    member = w["member"].at("2.1")
+    name = uniq("sg")
+    group = (await member.post("/os-security-groups", {"security_group": {"name": name, "description": "d"}},
+                               expect=200)).json()["security_group"]
+    assert group["tenant_id"] == w.projects["a"] and group["rules"] == []
+    gid = group["id"]
+    rule = (await member.post("/os-security-group-rules", {"security_group_rule": {
+        "parent_group_id": gid, "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}},
+        expect=200)).json()["security_group_rule"]
+    assert rule["ip_range"] == {"cidr": "10.0.0.0/8"} and rule["from_port"] == 22 and rule["group"] == {}
+    icmp = (await member.post("/os-security-group-rules", {"security_group_rule": {
+        "parent_group_id": gid, "ip_protocol": "icmp", "group_id": gid}}, expect=200)).json()["security_group_rule"]
+    assert (icmp["from_port"], icmp["to_port"]) == (-1, -1) and icmp["group"] == {"name": name,
+                                                                                   "tenant_id": w.projects["a"]}
+    # Nova's checks before Neutron's
+    for bad, text in (({"ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}, "already exists"),
+                      ({"ip_protocol": "tcp", "from_port": 30, "to_port": 20}, "cannot be greater"),
+                      ({"ip_protocol": "tcp", "from_port": 0, "to_port": 20}, "between 1-65535"),
+                      ({"ip_protocol": "gre", "from_port": 1, "to_port": 2}, "Invalid IP protocol"),
+                      ({"ip_protocol": "tcp", "from_port": "x", "to_port": 2}, "must be integers"),
+                      ({"cidr": "10.0.0.0/8"}, "Not enough parameters")):
+        assert_fault(await member.post("/os-security-group-rules", {"security_group_rule": {
+            "parent_group_id": gid, **bad}}), 400, contains=text)
+    assert_fault(await member.post("/os-security-group-rules", {"security_group_rule": {
+        "parent_group_id": "6b8a2b0f-1a2b-4c3d-9e8f-000000000000", "ip_protocol": "tcp", "from_port": 1,
+        "to_port": 2}}), 404)
+    shown = (await member.get(f"/os-security-groups/{gid}", expect=200)).json()["security_group"]
+    assert {r["id"] for r in shown["rules"]} == {rule["id"], icmp["id"]}
+    listed = (await member.get("/os-security-groups", expect=200)).json()["security_groups"]
+    assert {"default", name} <= {g["name"] for g in listed}
+    assert name not in {g["name"] for g in (await w["other"].at("2.1").get("/os-security-groups",
+                                                                          expect=200)).json()["security_groups"]}
+    assert_fault(await w["other"].at("2.1").get(f"/os-security-groups/{gid}"), 404)
+    assert_fault(await member.get("/os-security-groups/not-a-uuid"), 400)
+    renamed = (await member.put(f"/os-security-groups/{gid}", {"security_group": {"name": name + "x",
+                                                                                 "description": "e"}},
+                                expect=200)).json()["security_group"]
+    assert renamed["name"] == name + "x" and renamed["description"] == "e"
+    await member.delete(f"/os-security-group-rules/{rule['id']}", expect=202)
+    # a server's groups: those of its ports
+    sid = await boot(w, security_groups=[{"name": name + "x"}])
+    groups = (await w["member"].get(f"/servers/{sid}/os-security-groups", expect=200)).json()["security_groups"]
+    assert [g["name"] for g in groups] == [name + "x"] and groups[0]["rules"][0]["id"] == icmp["id"]
+    assert_fault(await w["other"].get(f"/servers/{sid}/os-security-groups"), 404)
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, "DELETED")
+    await member.delete(f"/os-security-groups/{gid}", expect=202)
+    assert_fault(await member.get(f"/os-security-groups/{gid}"), 404)
+    assert_fault(await w["member"].at("2.36").get("/os-security-groups"), 404)
