@@ -334,13 +334,28 @@ async def test_power_state_sync(compute: Compute) -> None:
     await compute.add_host("h1")
     u = await compute.boot()
     await compute.tasks.run_pending()
+    # the guest stopped by itself: Nova's sync stops the server (the stop action, on its host)
     async with compute.db.write() as s:
         await compute.conductor.power_state_changed(s, u, st.SHUTDOWN)
+    assert (await compute.instance(u)).task_state == st.POWERING_OFF
+    await compute.tasks.run_pending()
     inst = await compute.instance(u)
-    assert (inst.vm_state, inst.power_state) == (st.STOPPED, st.SHUTDOWN)
+    assert (inst.vm_state, inst.task_state, inst.power_state) == (st.STOPPED, None, st.SHUTDOWN)
+    assert ("stop", "compute_stop_instance", "Success") in await compute.events(u)
+    # a stopped server whose guest runs again is stopped again
     async with compute.db.write() as s:
         await compute.conductor.power_state_changed(s, u, st.RUNNING)
-    assert (await compute.instance(u)).vm_state == st.ACTIVE
+    await compute.tasks.run_pending()
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.power_state) == (st.STOPPED, st.SHUTDOWN)
+    assert [op for h, op, x in compute.hosts.log if x == u].count("power_off") == 2
+    # an active server whose guest is gone is only recorded
+    await compute.act(u, "start", st.POWERING_ON)
+    async with compute.db.write() as s:
+        await compute.conductor.power_state_changed(s, u, st.NOSTATE)
+    await compute.tasks.run_pending()
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.task_state, inst.power_state) == (st.ACTIVE, None, st.NOSTATE)
 
 
 async def crash_once(compute: Compute) -> None:

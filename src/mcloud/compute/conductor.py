@@ -35,6 +35,7 @@ import asyncio
 import dataclasses
 import logging
 import traceback as tb
+import uuid as uuidlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -393,26 +394,30 @@ class Conductor:
 
     async def power_state_changed(self, session: AsyncSession, instance_uuid: str, power_state: int) -> None:
         """The host says the instance's power state changed while no task was under way: Nova's
-        ``_sync_instance_power_state``. A running server whose guest stopped becomes SHUTOFF
-        (stopped); a stopped one that runs again is recorded as running (Nova would stop it:
-        its host did it on purpose, e.g. a restart, so the record follows); a paused one
-        that runs is active again; a vanished guest (NOSTATE) of an active server is stopped."""
+        ``_sync_instance_power_state``. The power state is recorded; then, as Nova does, a server
+        that should run but whose guest is off, crashed or suspended is stopped through the stop
+        action (SHUTOFF, with its action and events), and a stopped server whose guest runs, or a
+        paused one whose guest is off, is stopped again on its host. Other mismatches (an active
+        server whose guest is paused or gone) are only recorded."""
         inst = await self._row(session, instance_uuid, lock=True)
         if inst is None or inst.deleted or inst.task_state is not None:
             return
         inst.power_state = power_state
-        vm = inst.vm_state
-        if vm == st.ACTIVE and power_state in (st.SHUTDOWN, st.CRASHED, st.NOSTATE):
-            inst.vm_state = st.STOPPED
-        elif vm == st.STOPPED and power_state == st.RUNNING:
-            inst.vm_state = st.ACTIVE
-        elif vm == st.PAUSED and power_state == st.RUNNING:
-            inst.vm_state = st.ACTIVE
-        elif vm in (st.PAUSED, st.SUSPENDED) and power_state in (st.SHUTDOWN, st.CRASHED, st.NOSTATE):
-            inst.vm_state = st.STOPPED
-        elif vm == st.ACTIVE and power_state == st.POWER_PAUSED:
-            inst.vm_state = st.PAUSED
         inst.updated_at = now()
+        vm, off = inst.vm_state, (st.SHUTDOWN, st.CRASHED)
+        stop = ((vm == st.ACTIVE and power_state in (*off, st.POWER_SUSPENDED))
+                or (vm == st.STOPPED and power_state not in (st.NOSTATE, *off))
+                or (vm == st.PAUSED and power_state in off))
+        if not stop:
+            return
+        from mcloud.compute.models import InstanceAction
+
+        request_id = f"req-{uuidlib.uuid4()}"
+        session.add(InstanceAction(instance_uuid=inst.uuid, action="stop", request_id=request_id,
+                                   project_id=inst.project_id, user_id=None, start_time=now(), updated_at=now()))
+        inst.task_state = st.POWERING_OFF
+        await session.flush()
+        await self.submit_action(session, inst, "stop", {"timeout": 0}, request_id, None)
 
 
 def request_spec(inst: Instance, flavor: dict[str, Any] | None = None, image: dict[str, Any] | None = None,
