@@ -142,3 +142,28 @@ async def test_a_spawn_that_fails_everywhere_is_error_with_a_fault_and_holds_not
     assert await w.cloud.placement.consumer_allocations(sid) is None
     await w["member"].delete(f"/servers/{sid}", expect=204)
     await wait_for(w["member"], sid, gone=True)
+
+
+async def test_a_server_deleted_while_it_spawns_leaves_nothing(w: ComputeWorld) -> None:
+    hosts = w.cloud.compute.hosts
+    drivers = [hosts.agent(name).driver for name in hosts.agents]
+    for d in drivers:
+        d.delay = 0.3
+    try:
+        sid = await boot(w)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (await w.admin.get(f"/servers/{sid}", expect=200)).json()["server"]["OS-EXT-STS:task_state"] \
+                != "spawning":
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        await w["member"].delete(f"/servers/{sid}", expect=204)
+        await wait_for(w["member"], sid, gone=True)
+    finally:
+        for d in drivers:
+            d.delay = 0.0
+    assert (await w.neutron["admin"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"] == []
+    assert await w.cloud.placement.consumer_allocations(sid) is None
+    assert all(sid not in d.instances for d in drivers)
+    r = await w.admin.get(f"/servers/{sid}/os-instance-actions", expect=200)
+    assert {a["action"] for a in r.json()["instanceActions"]} == {"create", "delete"}
