@@ -311,7 +311,8 @@ class Scheduler:
                 hosts = {n: h for n, h in hosts.items() if n not in spec.ignore_hosts}
             if not hosts:
                 return []
-            await self._instances_by_host(session, hosts, spec)
+            if self._needs_instances(spec):
+                await self._instances_by_host(session, hosts, spec)
             if not spec.force_host:
                 aggregates = await self._aggregates(session, spec)
                 group_hosts = await self.group_hosts(session, spec)
@@ -319,6 +320,11 @@ class Scheduler:
             if spec.force_host and spec.force_node:
                 hosts = {n: h for n, h in hosts.items() if getattr(h.state, "node", None) in (None, spec.force_node)}
         return self._weigh(list(hosts.values()), spec)
+
+    def _needs_instances(self, spec: RequestSpec) -> bool:
+        """Whether a filter or weigher looks at the instances on each host (hints, soft policies)."""
+        return bool(spec.hints.get("same_host") or spec.hints.get("different_host")
+                    or self._group_policy(spec.group) in ("soft-affinity", "soft-anti-affinity"))
 
     async def _instances_by_host(self, session: Any, hosts: dict[str, HostView], spec: RequestSpec) -> None:
         rows = await session.execute(sa.select(Instance.host, Instance.uuid).where(
