@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from tests.api.compute_helpers import ComputeWorld, assert_fault, compute_world, uniq, wait_for
+from tests.api.compute_helpers import ComputeWorld, assert_fault, boot_server, compute_world, uniq, wait_for
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -21,13 +21,7 @@ async def w(cloud) -> AsyncIterator[ComputeWorld]:
         yield world
 
 
-async def boot(w: ComputeWorld, who: str = "member", **fields: Any) -> str:
-    body = {"server": {"name": uniq("vm"), "flavorRef": w.flavor_id, "imageRef": w.image_id,
-                       "networks": [{"uuid": w.network_id}], **fields}}
-    r = await w[who].post("/servers", body, expect=202)
-    sid = r.json()["server"]["id"]
-    await wait_for(w[who], sid, "ACTIVE")
-    return sid
+boot = boot_server
 
 
 # the keys of Nova's update/rebuild body before 2.75 (views/servers.py show() with the extras off)

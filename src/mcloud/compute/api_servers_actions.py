@@ -81,25 +81,38 @@ async def _after(request: Request, caller: Caller, servers: Any, inst: m.Instanc
     if kind == "sg":
         await _change_security_group(compute, caller, servers, inst, *arg)
         return respond(None, 202)
-    call = getattr(compute.conductor, "call_host", None)
-    if call is None:
+    if kind == "console":
+        out = await _call_host(servers, inst, "console_output", {"length": arg})
+        text = out.get("output", "") if isinstance(out, dict) else str(out or "")
+        if arg is not None and arg >= 0:
+            text = "\n".join(text.split("\n")[-arg:]) if arg else ""
+        return respond({"output": text}, 200)
+    return respond({"console": {"type": arg, "url": await console_url(servers, inst, arg)}}, 200)
+
+
+async def _call_host(servers: Any, inst: m.Instance, op: str, payload: dict[str, Any]) -> Any:
+    call = getattr(servers.compute.conductor, "call_host", None)
+    if call is None or not inst.host:
         raise Conflict(f"Instance {inst.uuid} is not ready: its host cannot be reached.")
     try:
-        if kind == "console":
-            out = await call(inst, "console_output", {"length": arg}, timeout=30)
-            text = out.get("output", "") if isinstance(out, dict) else str(out or "")
-            if arg is not None and arg >= 0:
-                text = "\n".join(text.split("\n")[-arg:]) if arg else ""
-            return respond({"output": text}, 200)
-        out = await call(inst, "console", {"type": arg}, timeout=30)
+        return await call(inst, op, payload, timeout=30)
     except APIError:
         raise
     except Exception as exc:  # the host's error (HostOpFailed, HostTimeout): Nova's 409
         raise Conflict(f"Console for instance {inst.uuid} is not available: {exc}") from None
-    url = out.get("url") if isinstance(out, dict) else str(out)
-    if request.url.path.endswith("/remote-consoles"):
-        return respond({"remote_console": {"protocol": "vnc", "type": arg, "url": url}}, 200)
-    return respond({"console": {"type": arg, "url": url}}, 200)
+
+
+async def console_url(servers: Any, inst: m.Instance, console_type: str) -> str:
+    """The URL of the instance's VNC console from its host (the "console" host op; 409 when the
+    server is not running or its host gives no URL)."""
+    if inst.vm_state != st.ACTIVE or not inst.host:
+        raise Conflict(f"Instance {inst.uuid} is not ready" if inst.vm_state == st.BUILDING else
+                       f"Cannot 'get_vnc_console' instance {inst.uuid} while it is in vm_state {inst.vm_state}")
+    out = await _call_host(servers, inst, "console", {"type": console_type, "protocol": "vnc"})
+    url = out.get("url") if isinstance(out, dict) else None
+    if not url:
+        raise Conflict(f"Console for instance {inst.uuid} is not available: its host offers no console proxy.")
+    return str(url)
 
 
 async def _change_security_group(compute: Any, caller: Caller, servers: Any, inst: m.Instance, add: bool,
