@@ -31,6 +31,18 @@ def missing(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
+def wait_for(what, timeout: float = 30.0, interval: float = 0.5, doc: str = ""):
+    """Call ``what`` until it returns something true (returned), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {doc or what.__doc__ or what}")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

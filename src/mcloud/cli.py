@@ -368,16 +368,47 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if not password:
         raise ConfigError("mcloud agent needs --password, --password-file or MCLOUD_AGENT_PASSWORD")
     host = args.compute_host or default_host_name(config.section("compute", ComputeConfig).host)
+    chassis = _agent_chassis(args, config, host)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(config, args.controller, host, args.username, password, args.project, stop)
+        await run_agent(config, args.controller, host, args.username, password, args.project, stop, chassis)
 
     _run(main())
     return 0
+
+
+def _agent_chassis(args: argparse.Namespace, config: Config, host: str) -> Any:
+    """``mcloud agent --chassis``: the options of the host's own OVN chassis, or None."""
+    if not (args.chassis or args.beside):
+        return None
+    from mcloud.network.chassis import ChassisOptions
+    from mcloud.network.config import NetworkConfig
+    from mcloud.network.dataplane import OvnOptions
+
+    if not args.tunnel_cidr:
+        raise ConfigError("mcloud agent --chassis needs --tunnel-cidr (this host's tunnel endpoint, as 10.255.0.2/24)")
+    options: dict[str, Any] = {"name": host, "tunnel_cidr": args.tunnel_cidr}
+    if args.chassis_namespace:
+        options["namespace"] = args.chassis_namespace
+    if args.uplink:
+        options["uplink"] = args.uplink
+    try:
+        if args.beside:  # the controller's data plane is on this machine: its Southbound socket and a veth
+            controller = Config(data_dir=args.beside)
+            ovn = OvnOptions.parse(controller.section("network", NetworkConfig).ovn, controller.data_dir)
+            if not ovn.tunnel_cidr:
+                raise ConfigError(f"the controller's [network.ovn] tunnel_cidr is not set ({controller.data_dir}): "
+                                  "other chassis cannot reach its chassis")
+            return ChassisOptions.beside(ovn, config.data_dir, **options)
+        if not args.sb_connection:
+            raise ConfigError("mcloud agent --chassis needs --sb-connection (the controller's Southbound, tcp:IP:6642)")
+        return ChassisOptions.parse({**options, "sb_connection": args.sb_connection}, config.data_dir)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -437,6 +468,15 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--project", default="admin", help="the account's project")
     agent.add_argument("--password", help="its password (or --password-file, or MCLOUD_AGENT_PASSWORD)")
     agent.add_argument("--password-file", help="a file holding the password")
+    agent.add_argument("--chassis", action="store_true",
+                       help="run this host's own OVN chassis (in a namespace of its own) for its guests' NICs")
+    agent.add_argument("--tunnel-cidr", help="the chassis's tunnel endpoint, address/prefix (as 100.64.255.2/24)")
+    agent.add_argument("--sb-connection", help="the controller's OVN Southbound database (tcp:IP:6642)")
+    agent.add_argument("--uplink", help="an interface in the chassis's namespace to carry its tunnels")
+    agent.add_argument("--chassis-namespace", help="the chassis's network namespace (default: one of its own)")
+    agent.add_argument("--beside", metavar="CONTROLLER_DATA_DIR",
+                       help="(implies --chassis) the controller runs on this machine with this data dir: join its "
+                            "Southbound socket and its data plane's namespace by a veth")
     agent.set_defaults(func=cmd_agent)
 
     status = sub.add_parser("status", help="list the services a running cloud serves")

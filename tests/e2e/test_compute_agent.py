@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import ADMIN_PASSWORD, FAST_ENV, unique
-from tests.harness import LiveCloud, free_port
+from tests.harness import LiveCloud, free_port, wait_for
 
 HOST = "agent-e2e-1"
 
@@ -53,17 +53,6 @@ def agent(cloud, tmp_path_factory) -> Iterator[subprocess.Popen[str]]:
 
 def cli_json(cloud: LiveCloud, *args: str):
     return json.loads(cloud.openstack(*args, json_out=True).stdout)
-
-
-def wait_for(what, timeout: float = 30.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what.__doc__ or what}")
-        time.sleep(interval)
 
 
 def agent_service(cloud: LiveCloud):

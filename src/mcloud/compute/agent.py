@@ -472,22 +472,41 @@ class HttpTransport:
 
 
 async def run_agent(config: Any, controller: str, host: str, username: str, password: str, project: str,
-                    stop: asyncio.Event) -> None:
+                    stop: asyncio.Event, chassis: Any = None) -> None:
     """``mcloud agent``: run this machine's compute host against ``controller`` until ``stop``.
-    ``config`` is the process's ``Config`` (its ``[compute]`` section picks the driver)."""
+    ``config`` is the process's ``Config`` (its ``[compute]`` section picks the driver).
+    ``chassis`` (``mcloud.network.chassis.ChassisOptions``, its ``name`` = ``host``): this host's
+    own OVN chassis, started first (guests' NICs plug into it) and stopped at exit."""
     from mcloud.compute.drivers import fake, load_driver, settle
 
     compute = config.section("compute", ComputeConfig)
     settle(compute)
     instances = Path(compute.instances_path or config.data_dir / "instances")
-    if compute.driver == "fake":
-        driver: Any = fake.create(compute.fake, instances, None, hostname=host)
-    else:
-        driver = load_driver(compute, instances, None)
-    transport = HttpTransport(controller, username, password, project)
-    agent = Agent(host, driver, transport, compute, cache_dir=config.data_dir / "image-cache", heartbeat=True)
-    await agent.start()
+    network_host = None
+    running_chassis = None
+    if chassis is not None:
+        from mcloud.network.chassis import Chassis
+
+        if chassis.name != host:
+            raise ValueError(f"the chassis must be named after the compute host ({host}), not {chassis.name}")
+        running_chassis = Chassis(chassis)
+        seconds = await asyncio.to_thread(running_chassis.start)
+        network_host = running_chassis.host
+        log.info("compute host %s: OVN chassis up in %.1fs (tunnel endpoint %s)", host, seconds,
+                 chassis.tunnel_cidr)
+    agent = None
     try:
+        if compute.driver == "fake":
+            driver: Any = fake.create(compute.fake, instances, network_host, hostname=host)
+        else:
+            driver = load_driver(compute, instances, network_host)
+        transport = HttpTransport(controller, username, password, project)
+        agent = Agent(host, driver, transport, compute, cache_dir=config.data_dir / "image-cache",
+                      heartbeat=True)
+        await agent.start()
         await stop.wait()
     finally:
-        await agent.close()
+        if agent is not None:
+            await agent.close()
+        if running_chassis is not None:
+            await asyncio.to_thread(running_chassis.stop)
