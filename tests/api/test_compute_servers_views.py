@@ -8,7 +8,6 @@ metadata changed and deleted through it. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest_asyncio
 
