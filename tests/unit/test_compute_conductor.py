@@ -401,3 +401,20 @@ async def test_a_build_that_keeps_dying_is_given_up_in_error_and_cleaned(compute
     async with compute.db.read() as s:
         build = (await s.execute(sa.select(Task).where(Task.resource_id == u, Task.kind == "compute.build"))).scalar_one()
     assert build.status == FAILED
+
+
+async def test_a_delete_cancels_an_action_that_has_not_started(compute: Compute) -> None:
+    host = await compute.add_host("h1")
+    u = await compute.boot()
+    await compute.tasks.run_pending()
+    async with compute.db.write() as s:
+        inst = (await s.execute(sa.select(Instance).where(Instance.uuid == u))).scalar_one()
+        await compute.conductor.submit_action(s, inst, "pause", {}, "req-pause", None)
+        pause = (await s.execute(sa.select(Task).where(Task.resource_id == u, Task.status == "pending"))).scalar_one()
+        pause.created_at = datetime.utcnow() + timedelta(minutes=1)  # the delete is claimed first
+    await compute.act(u, "delete", st.DELETING)
+    assert (await compute.instance(u)).deleted
+    async with compute.db.read() as s:
+        row = await s.get(Task, pause.id)
+    assert row is not None and row.result == {"cancelled": "the server was deleted"}
+    assert (host, "pause", u) not in compute.hosts.log

@@ -367,15 +367,17 @@ class Conductor:
             await self.compute.scheduler.release(m_uuid)
         await self.release_ports(inst)
 
-    async def wait_for_build(self, uuid: str, timeout: float = 60.0) -> None:
-        """Before a delete: a build not yet started is cancelled; one under way is waited for
-        (it sees the ``deleting`` task state at its next step and stops)."""
+    async def wait_for_build(self, uuid: str, timeout: float = 60.0, own_task: str | None = None) -> None:
+        """Before a delete: the instance's other tasks (its build, an action) not yet started are
+        cancelled; one under way is waited for (a build sees the ``deleting`` task state at its
+        next step and stops; an action finishes its host operation)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             async with self.compute.db.write() as session:
                 tasks = list((await session.execute(sa.select(Task).where(
-                    Task.resource_id == uuid, Task.kind == BUILD, Task.status.in_((PENDING, RUNNING))))).scalars())
+                    Task.resource_id == uuid, Task.kind.in_((BUILD, ACTION)), Task.id != (own_task or ""),
+                    Task.status.in_((PENDING, RUNNING))))).scalars())
                 running = False
                 for task in tasks:
                     if task.status == PENDING:
@@ -387,7 +389,7 @@ class Conductor:
             if not running:
                 return
             if loop.time() > deadline:
-                raise TaskRetry("waiting for the build to stop")
+                raise TaskRetry("waiting for the server's other task to stop")
             await asyncio.sleep(0.1)
 
     # ---------------------------------------------------------------- power-state sync (seam 4)

@@ -140,7 +140,7 @@ async def delete(c: Conductor, ctx: TaskContext, inst: Instance, rid: str) -> di
     if inst.deleted:
         return {"skipped": "already deleted"}
     await c.event(inst.uuid, rid, TERMINATE, None, inst.host)
-    await c.wait_for_build(inst.uuid)
+    await c.wait_for_build(inst.uuid, own_task=ctx.id)
     inst = await c.load(inst.uuid) or inst
     hosts = [inst.host] if inst.host else []
     async with c.compute.db.read() as session:
