@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mcloud import migrations
+from mcloud.compute.config import ComputeConfig
 from mcloud.compute.models import Instance
 from mcloud.compute.scheduler import NoValidHost, RequestSpec, Scheduler, request_groups
 from mcloud.core.db import Database
@@ -45,6 +46,8 @@ class Group:
 class Aggregate:
     name: str
     metadata: dict[str, str]
+    uuid: str = ""
+    availability_zone: str | None = None
 
 
 class FakeHosts:
@@ -71,6 +74,7 @@ class Compute:
         self.placement = PlacementService(db, PlacementConfig())
         self.hosts = FakeHosts()
         self.resources = FakeResources()
+        self.config = ComputeConfig()
         self.scheduler = Scheduler(self)
         self.prefix = uuid.uuid4().hex[:6]
 
@@ -85,6 +89,14 @@ class Compute:
             await self.placement.set_provider_traits(rp.uuid, traits, None)
         self.hosts.states[name] = State(rp.uuid, name, **state)
         return name
+
+    async def zone(self, az: str, *hosts: str) -> None:
+        """An aggregate making zone ``az`` of ``hosts`` (as RESOURCES keeps it, and in Placement)."""
+        agg = Aggregate(az, {"availability_zone": az}, str(uuid.uuid4()), az)
+        for h in hosts:
+            self.resources.aggregates.setdefault(h, []).append(agg)
+            self.hosts.states[h].az = az
+            await self.placement.set_aggregates(self.hosts.states[h].provider_uuid, [agg.uuid], None)
 
     async def add_instance(self, host: str | None, project: str = "p") -> str:
         u = str(uuid.uuid4())
@@ -153,11 +165,20 @@ async def test_hosts_down_disabled_or_forced_down_are_filtered(compute: Compute)
 
 
 async def test_availability_zone_and_too_small_hosts(compute: Compute) -> None:
-    await compute.add_host("a", az="az1")
-    await compute.add_host("b", az="az2")
-    await compute.add_host("tiny", az="az1", memory_mb=512)
+    await compute.zone("az1", await compute.add_host("a"), await compute.add_host("tiny", memory_mb=512))
+    await compute.zone("az2", await compute.add_host("b"))
+    await compute.add_host("c")  # the default zone
     assert names(compute, await compute.scheduler.select(spec(availability_zone="az1"))) == ["a"]
     assert names(compute, await compute.scheduler.select(spec(availability_zone="az2"))) == ["b"]
+    assert names(compute, await compute.scheduler.select(spec(availability_zone="nova"))) == ["c"]
+
+
+async def test_a_zone_made_by_an_aggregate_is_asked_of_placement(compute: Compute) -> None:
+    a = await compute.add_host("a")
+    await compute.zone("az1", a)
+    await compute.add_host("b", az="az1")  # says az1, but is in no az1 aggregate in Placement
+    assert names(compute, await compute.scheduler.select(spec(availability_zone="az1"))) == ["a"]
+    assert await compute.scheduler.select(spec(availability_zone="az-without-hosts")) == []
 
 
 async def test_required_and_forbidden_traits(compute: Compute) -> None:

@@ -5,7 +5,8 @@ As Nova's scheduler does it (nova/scheduler/manager.py, request_filter.py, filte
 1. a :class:`RequestSpec` (flavor, image properties, project, zone, server group, hints, forced or
    requested host) becomes a Placement query: ``VCPU``, ``MEMORY_MB``, ``DISK_GB`` from the flavor,
    overridden or extended by its ``resources[N]:<class>`` extra specs, ``trait[N]:<name>=required|
-   forbidden`` from the flavor and the image, ``in_tree`` for a forced or requested host;
+   forbidden`` from the flavor and the image, ``in_tree`` for a forced or requested host,
+   ``member_of`` the Placement aggregates of a requested zone (Nova's map_az_to_placement_aggregate);
 2. Placement's allocation candidates (in-process) are mapped to hosts and filtered: ComputeFilter
    (service up, enabled, not forced down), AvailabilityZoneFilter, ServerGroupAffinityFilter and
    ServerGroupAntiAffinityFilter (with ``max_server_per_host``), SameHostFilter, DifferentHostFilter,
@@ -286,6 +287,11 @@ class Scheduler:
             groups, group_policy = request_groups(spec.flavor, _image_props(spec))
             if forced:
                 groups[""].in_tree = states[forced].provider_uuid
+            zone_aggs = await self._zone_aggregates(session, spec)
+            if zone_aggs is not None:
+                if not zone_aggs:
+                    return []
+                groups[""].member_of.append(zone_aggs)
             query = CandidateQuery(groups=groups, group_policy=group_policy)
             try:
                 idx, cands, _ = await self.placement.allocation_candidates(query)
@@ -341,6 +347,18 @@ class Scheduler:
             Instance.uuid.in_(sorted(members)), Instance.deleted.is_(False), Instance.host.is_not(None))
             .group_by(Instance.host))
         return {host: int(n) for host, n in rows}
+
+    async def _zone_aggregates(self, session: Any, spec: RequestSpec) -> set[str] | None:
+        """Nova's map_az_to_placement_aggregate: a requested zone other than the default one is
+        the Placement aggregates of the host aggregates that make it (hosts join their
+        aggregates' Placement aggregates); None: no such restriction."""
+        az = spec.availability_zone
+        if not az or az == self.compute.config.default_availability_zone or spec.force_host:
+            return None
+        found: set[str] = set()
+        for aggs in (await self.compute.resources.host_aggregates(session)).values():
+            found |= {a.uuid for a in aggs if getattr(a, "availability_zone", None) == az and getattr(a, "uuid", None)}
+        return found
 
     async def _aggregates(self, session: Any, spec: RequestSpec) -> dict[str, list[Any]]:
         specs = spec.flavor.get("extra_specs") or {}
