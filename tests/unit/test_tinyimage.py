@@ -99,7 +99,7 @@ mcloud-tiny: ready
 mcloud-tiny: power button
 mcloud-tiny: powering off
 [   13.891014] reboot: Power down
-mcloud-tiny: starting, kernel 6.1.0-56-cloud-amd64\r
+\x1bc\x1b[?7l\x1b[2Jmcloud-tiny: starting, kernel 6.1.0-56-cloud-amd64\r
 mcloud-tiny: disks vda=2147483648 vdb=382976; boot 2
 mcloud-tiny: booted instance 11111111-2222-3333-4444-555555555555
 mcloud-tiny: user-data begin

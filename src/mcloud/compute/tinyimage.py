@@ -381,7 +381,9 @@ _DISKS = re.compile(r"^mcloud-tiny: disks(.*); boot (\d+)")
 def parse_console(text: str) -> GuestConsole:
     """Read a tiny guest's console log (the whole of it: the last boot wins)."""
     seen = GuestConsole()
-    lines = [line.rstrip("\r") for line in text.splitlines()]
+    # a marker may follow other bytes on its line: the firmware's screen-clearing escapes, or
+    # half a line of a boot that was cut short by a hard reset
+    lines = [_from_marker(line.rstrip("\r")) for line in text.splitlines()]
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -412,6 +414,11 @@ def parse_console(text: str) -> GuestConsole:
             seen.powering_off = True
         i += 1
     return seen
+
+
+def _from_marker(line: str) -> str:
+    at = line.find("mcloud-tiny: ")
+    return line[at:] if at > 0 else line
 
 
 def _find(lines: list[str], marker: str, start: int) -> int:

@@ -1,0 +1,104 @@
+"""Disk files of the qemu driver: qcow2 overlays on cached images (``qemu-img``), standalone
+copies for snapshots, growing a disk, and the config drive (an ISO 9660 image labelled
+``config-2``, made with ``genisoimage`` as Nova makes it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mcloud.compute.drivers.base import DriverError, ImageSpec
+
+GIB = 1 << 30
+
+
+async def run(*argv: str, timeout: float = 600) -> str:
+    """Run a program; its stdout, or DriverError with its stderr."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+    except FileNotFoundError as exc:
+        raise DriverError(f"{argv[0]} is not installed") from exc
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError as exc:
+        proc.kill()
+        await proc.wait()
+        raise DriverError(f"{argv[0]} took longer than {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise DriverError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed: {err.decode(errors='replace').strip()}")
+    return out.decode()
+
+
+async def info(path: Path | str) -> dict[str, Any]:
+    """``qemu-img info`` of a file (``-U``: also while a running guest holds it)."""
+    return json.loads(await run("qemu-img", "info", "-U", "--output=json", str(path)))
+
+
+def backing_of(image: ImageSpec) -> tuple[str, str]:
+    """What an instance's overlay is backed by: (file name or ``rbd:`` URI, its format)."""
+    if image.path is not None:
+        return str(Path(image.path).resolve()), image.disk_format if image.disk_format in ("qcow2", "raw") else "raw"
+    if image.rbd:
+        uri = f"rbd:{image.rbd}"
+        if image.ceph_conf:
+            uri += f":conf={image.ceph_conf}"
+        return uri, "raw"
+    raise DriverError(f"image {image.id} is neither in this host's image cache nor in Ceph")
+
+
+async def create_overlay(dest: Path, image: ImageSpec, root_gb: int) -> int:
+    """A qcow2 at ``dest`` backed by ``image``, of the flavor's root disk size (or the image's
+    own size when that is larger, or when the flavor says 0); returns its size in bytes."""
+    backing, fmt = backing_of(image)
+    try:
+        virtual = int((await info(backing))["virtual-size"])
+    except DriverError as exc:
+        raise DriverError(f"image {image.id} cannot be read: {exc}") from exc
+    size = max(virtual, root_gb * GIB)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    await run("qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", backing, str(tmp), str(size))
+    tmp.replace(dest)
+    return size
+
+
+async def grow(path: Path, root_gb: int) -> None:
+    """Make the disk ``root_gb`` GiB if that is larger than it is (a disk never shrinks: Nova
+    refuses a smaller root disk)."""
+    size = int((await info(path))["virtual-size"])
+    if root_gb * GIB > size:
+        await run("qemu-img", "resize", "-q", str(path), str(root_gb * GIB))
+
+
+async def standalone_copy(source: Path, dest: Path) -> str:
+    """A qcow2 at ``dest`` with everything ``source`` shows (its backing chain flattened)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    await run("qemu-img", "convert", "-U", "-q", "-O", "qcow2", str(source), str(tmp))
+    tmp.replace(dest)
+    return "qcow2"
+
+
+async def config_drive(dest: Path, files: Mapping[str, bytes]) -> None:
+    """The config drive: ``files`` (path inside it -> content) in an ISO 9660 image labelled
+    ``config-2``, with Rock Ridge and Joliet names (Nova's genisoimage options)."""
+    with tempfile.TemporaryDirectory(prefix="mcloud-configdrive-") as tmp:
+        root = Path(tmp)
+        for name, content in files.items():
+            path = (root / name).resolve()
+            if root not in path.parents:
+                raise DriverError(f"config drive file {name!r} is outside the drive")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        program = shutil.which("genisoimage") or shutil.which("mkisofs")
+        if program is None:
+            raise DriverError("genisoimage is not installed (Debian: genisoimage)")
+        out = dest.with_name(f".{dest.name}.tmp")
+        await run(program, "-o", str(out), "-ldots", "-allow-lowercase", "-allow-multidot", "-l",
+                  "-publisher", "mCloud", "-quiet", "-J", "-r", "-V", "config-2", str(root))
+        out.replace(dest)

@@ -1,0 +1,152 @@
+"""Real qemu guests for tests and benchmarks (like tests/ceph.py for Ceph, tests/ovn.py for OVN).
+
+- ``tiny()``: mCloud's tiny guest image, built once (cached by content in ``~/.cache/mcloud`` or
+  ``$MCLOUD_CACHE_DIR``, so later sessions reuse it) — the session fixture ``tiny_image``.
+- ``make_spec(...)``: an ``InstanceSpec`` of the tiny image with a config drive as the agent
+  writes it (``mcloud.compute.configdrive``), user data and NICs.
+- ``Guests``: a qemu driver on a temp instances directory that destroys every instance it made
+  (and kills by PID any qemu left behind) when it closes.
+- ``wait_console(driver, uuid, until)``: polls the serial console through the driver, parsed by
+  ``tinyimage.parse_console``, until ``until(seen)`` holds.
+
+The accelerator is settled once per process (``qemu_accel``: KVM only if a test boot works).
+
+    async with Guests(tmp_path) as guests:
+        spec = make_spec(tiny(), user_data="hello")
+        await guests.driver.spawn(spec)
+        seen = await wait_console(guests.driver, spec.uuid, lambda s: s.booted)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import tempfile
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mcloud.compute import configdrive, tinyimage
+from mcloud.compute.drivers import qemu as qemu_driver
+from mcloud.compute.drivers import qemu_accel
+from mcloud.compute.drivers.base import FlavorSpec, ImageSpec, InstanceSpec, VifSpec
+from mcloud.compute.tinyimage import GuestConsole, TinyImage, parse_console
+
+#: the memory of test guests: the Debian kernel does not boot in 64 MB
+GUEST_MB = 96
+
+_tiny: TinyImage | None = None
+
+
+def qemu_missing() -> str | None:
+    """What is missing to boot the tiny guest here (a sentence), or None."""
+    problems = [p for p in (qemu_driver.missing(), tinyimage.missing()) if p]
+    return "; ".join(problems) or None
+
+
+def tiny() -> TinyImage:
+    """The tiny image, built at most once per process (and reused from the cache across runs)."""
+    global _tiny
+    if _tiny is None:
+        _tiny = tinyimage.build()
+    return _tiny
+
+
+def image_spec(image: TinyImage | Path, image_id: str = "tiny") -> ImageSpec:
+    path = image.path if isinstance(image, TinyImage) else Path(image)
+    return ImageSpec(id=image_id, disk_format="qcow2", path=path, properties=dict(tinyimage.IMAGE_PROPERTIES),
+                     size=path.stat().st_size if path.exists() else 0)
+
+
+def make_spec(image: TinyImage | Path | ImageSpec, user_data: str | bytes | None = None,
+              vifs: Sequence[VifSpec] = (), uuid: str | None = None, memory_mb: int = GUEST_MB,
+              root_gb: int = 1, vcpus: int = 1, name: str | None = None, config_drive: bool = True) -> InstanceSpec:
+    uuid = uuid or str(uuidlib.uuid4())
+    name = name or f"instance-{uuid[:8]}"
+    ud = None
+    if user_data is not None:
+        raw = user_data.encode() if isinstance(user_data, str) else user_data
+        ud = base64.b64encode(raw).decode()  # as Nova keeps it
+    md = {"uuid": uuid, "name": name, "hostname": f"vm-{uuid[:8]}", "launch_index": 0,
+          "availability_zone": "nova", "project_id": "p" * 32}
+    files = configdrive.files(md, None, ud) if config_drive else None
+    spec_image = image if isinstance(image, ImageSpec) else image_spec(image)
+    return InstanceSpec(uuid=uuid, name=name, hostname=md["hostname"],
+                        flavor=FlavorSpec(vcpus=vcpus, memory_mb=memory_mb, root_gb=root_gb),
+                        image=spec_image, vifs=tuple(vifs), config_drive=files)
+
+
+async def wait_console(driver: Any, uuid: str, until: Callable[[GuestConsole], bool],
+                       timeout: float = 90) -> GuestConsole:
+    """The guest's console, parsed, once ``until`` holds for it (AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = await driver.console_output(uuid)
+        seen = parse_console(text)
+        if until(seen):
+            return seen
+        if time.monotonic() > deadline:
+            state = await driver.power_state(uuid)
+            log = Path(driver.root / uuid / "qemu.log")
+            said = log.read_text(errors="replace")[-1000:] if log.exists() else ""
+            raise AssertionError(f"guest {uuid} did not get there in {timeout:.0f} s (power state {state}); "
+                                 f"qemu said: {said}\nits console:\n{text[-3000:]}")
+        await asyncio.sleep(0.2)
+
+
+class Guests:
+    """A qemu driver over a temp instances directory; every instance destroyed at the end."""
+
+    def __init__(self, root: Path | None = None, network_host: Any = None, **options: Any):
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mcloud-qemu-"))
+        self.options = {"shutdown_timeout": 20, **options}
+        self.driver = qemu_driver.create(self.options, self.root / "instances", network_host)
+
+    async def __aenter__(self) -> Guests:
+        # the KVM probe once per boot of the machine for every test session, not once per process
+        cache = tinyimage.default_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        await qemu_accel.settle(str(self.options.get("accel", "auto")), cache=cache / "accel.json")
+        await self.driver.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def pids(self) -> list[int]:
+        found = []
+        for pidfile in (self.root / "instances").glob("*/qemu.pid"):
+            uuid = pidfile.parent.name
+            pid = self.driver._pid(uuid)  # noqa: SLF001 - the harness checks the driver's own view
+            if pid is not None:
+                found.append(pid)
+        return found
+
+    async def close(self) -> None:
+        for uuid in list(await self.driver.list_instances()):
+            with contextlib.suppress(Exception):
+                await self.driver.destroy(uuid)
+        for pid in self.pids():  # whatever destroy could not end
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await self.driver.close()
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for init to reap it has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0

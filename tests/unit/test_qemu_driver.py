@@ -1,0 +1,139 @@
+"""The qemu driver's pieces that need no qemu: its command line, options, paths and console
+reading (tests/real/test_qemu_*.py boot real guests)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mcloud.compute import states
+from mcloud.compute.drivers import qemu
+from mcloud.compute.drivers.base import DriverError, FlavorSpec, ImageSpec, InstanceNotFound, InstanceSpec, VifSpec
+from mcloud.compute.drivers.qemu_accel import _BOOT_SECTOR
+
+UUID = "3f1c7a52-0b7e-4a8e-9a55-1c6d2f0e9b11"
+
+
+class FakeHost:
+    """Stands in for mcloud.network.host.Host: only whether the driver asks for it."""
+
+
+def spec(**kw) -> InstanceSpec:
+    vifs = (VifSpec(port_id="p1", mac="fa:16:3e:00:00:01", network_id="n", mtu=1442),
+            VifSpec(port_id="p2", mac="fa:16:3e:00:00:02", network_id="n", model="e1000"))
+    return InstanceSpec(uuid=UUID, name="instance-0000000a", hostname="vm", image=ImageSpec(id="i", disk_format="qcow2"),
+                        flavor=FlavorSpec(vcpus=2, memory_mb=128, root_gb=1), vifs=kw.get("vifs", vifs))
+
+
+def argv_of(driver: qemu.QemuDriver, machine: qemu.Machine, fds=(7, 8), incoming=False) -> list[str]:
+    p = driver._paths(machine.uuid)
+    nics = [(qemu._vif(v), fd) for v, fd in zip(machine.vifs, fds)]
+    return driver._argv(machine, p, nics, incoming)
+
+
+def test_the_command_line_under_tcg_with_taps(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path, FakeHost())
+    assert driver.network == "host"
+    argv = argv_of(driver, qemu.Machine.of(spec()))
+    line = " ".join(argv)
+    assert argv[argv.index("-accel") + 1] == "tcg,tb-size=32"
+    assert argv[argv.index("-m") + 1] == "128" and argv[argv.index("-smp") + 1] == "2"
+    assert "-daemonize" in argv and f"-uuid {UUID}" in line and "-incoming" not in argv
+    assert "tap,id=hn-p1,fd=7" in argv and "tap,id=hn-p2,fd=8" in argv
+    devices = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "-device" and argv[i + 1].startswith("{")]
+    nics = [d for d in devices if d["id"].startswith("nic-")]
+    assert nics[0] == {"driver": "virtio-net-pci", "id": "nic-p1", "netdev": "hn-p1", "mac": "fa:16:3e:00:00:01",
+                       "romfile": "", "host_mtu": 1442}
+    assert nics[1]["driver"] == "e1000" and "host_mtu" not in nics[1]
+    disks = [d for d in devices if d["driver"] == "virtio-blk-pci"]
+    assert disks == [{"driver": "virtio-blk-pci", "drive": "disk", "id": "disk-dev", "bootindex": 1}]
+    assert "127.0.0.1:0,to=4000" in argv
+
+
+def test_rescue_boots_the_rescue_disk_first_and_incoming_waits_paused(tmp_path):
+    driver = qemu.QemuDriver({"accel": "kvm", "vnc_listen": ""}, tmp_path)
+    driver.accel = "kvm"
+    p = driver._paths(UUID)
+    p.dir.mkdir()
+    p.config.write_bytes(b"iso")
+    machine = qemu.Machine.of(spec(vifs=()))
+    machine.rescue = True
+    argv = argv_of(driver, machine, incoming=True)
+    assert argv[argv.index("-accel") + 1] == "kvm" and argv[argv.index("-cpu") + 1] == "host"
+    blockdevs = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "-blockdev"]
+    assert [b["node-name"] for b in blockdevs] == ["rescue", "disk", "config"]
+    assert blockdevs[2]["read-only"] is True
+    devices = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "-device" and argv[i + 1].startswith("{")]
+    assert devices[0]["drive"] == "rescue" and devices[0]["bootindex"] == 1 and "bootindex" not in devices[1]
+    assert argv[-3:] == ["-incoming", "defer", "-S"]
+    assert "-vnc" not in argv and argv[argv.index("-display") + 1] == "none"
+
+
+def test_user_mode_network_without_a_host_and_options_checked(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    assert driver.network == "user"
+    argv = argv_of(driver, qemu.Machine.of(spec()), fds=(None, None))
+    assert "user,id=hn-p1,restrict=on" in argv
+    with pytest.raises(ValueError, match="unknown options: acell"):
+        qemu.QemuDriver({"acell": "kvm"}, tmp_path)
+    with pytest.raises(ValueError, match="network"):
+        qemu.QemuDriver({"network": "bridge"}, tmp_path)
+    with pytest.raises(ValueError, match="data plane"):
+        qemu.QemuDriver({"network": "host"}, tmp_path)
+
+
+def test_sockets_of_a_deep_instances_path_go_to_a_short_directory(tmp_path):
+    short = qemu._Paths(Path("/srv/i"), UUID)
+    assert short.qmp == Path(f"/srv/i/{UUID}/qmp.sock")
+    deep = qemu._Paths(tmp_path / ("d" * 80), UUID)
+    assert deep.qmp.parent != deep.dir and len(str(deep.status)) < 100
+    assert deep.qmp == qemu._Paths(tmp_path / ("d" * 80), UUID).qmp  # found again after a restart
+
+
+async def test_no_process_means_shut_down_or_suspended_and_a_stale_pid_is_not_ours(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    with pytest.raises(InstanceNotFound):
+        await driver.power_state(UUID)
+    with pytest.raises(InstanceNotFound):
+        driver._paths("../etc")
+    p = driver._paths(UUID)
+    p.dir.mkdir()
+    p.pid.write_text(f"{os.getpid()}\n")  # a live process, but not this instance's qemu
+    assert driver._pid(UUID) is None
+    assert await driver.list_instances() == {UUID: states.SHUTDOWN}
+    p.save.write_bytes(b"state")
+    assert await driver.power_state(UUID) == states.POWER_SUSPENDED
+    with pytest.raises(DriverError, match="not running"):
+        await driver.pause(UUID)
+    (tmp_path / "not-an-instance").mkdir()
+    assert list(await driver.list_instances()) == [UUID]
+
+
+async def test_console_output_is_the_tail_of_the_serial_log(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    p = driver._paths(UUID)
+    p.dir.mkdir()
+    assert await driver.console_output(UUID) == ""
+    p.console.write_bytes(b"SeaBIOS\r\nline 1\r\nline 2\r\n\x00line 3\n" + b"x" * 10)
+    assert await driver.console_output(UUID) == "SeaBIOS\nline 1\nline 2\nline 3\n" + "x" * 10
+    assert await driver.console_output(UUID, length=2) == "line 3\n" + "x" * 10
+    assert await driver.console_output(UUID, length=0) == ""
+    p.console.write_bytes(b"a" * (qemu.MAX_CONSOLE_BYTES + 500))
+    assert len(await driver.console_output(UUID)) == qemu.MAX_CONSOLE_BYTES
+
+
+def test_the_probe_boot_sector_prints_its_word_and_is_bootable():
+    assert len(_BOOT_SECTOR) == 512 and _BOOT_SECTOR[-2:] == b"\x55\xaa"
+    # mov si,0x7c16 points at the text, which starts 0x16 bytes into the sector
+    assert _BOOT_SECTOR[7:10] == b"\xbe\x16\x7c" and _BOOT_SECTOR[0x16:0x16 + 13] == b"mcloud-kvm-ok"
+
+
+def test_missing_names_the_debian_packages(monkeypatch):
+    monkeypatch.setattr(qemu.shutil, "which", lambda name: None if name == "genisoimage" else f"/usr/bin/{name}")
+    assert qemu.missing() == "missing programs (Debian: genisoimage)"
+    monkeypatch.setattr(qemu.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert qemu.missing() is None
+    assert Path(qemu.__file__).name == "qemu.py"
