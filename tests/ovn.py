@@ -58,6 +58,34 @@ def ovn_missing() -> str | None:
     return why
 
 
+def outside(dataplane: DataPlane, ns: Namespaces, address: str, bridge: str = "br-ex",
+            routes: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A namespace (made in ``ns``) on the provider network behind ``bridge`` of ``dataplane``
+    (ours, or the one a real ``mcloud up`` runs: ``DataPlane(OvnOptions.parse(...))`` needs no
+    start to run commands in it), with ``address`` (CIDR) on its ``eth0``: "the outside" for
+    floating IPs. ``routes`` are extra ``ip route`` specs. Returns (namespace, the veth end on the
+    bridge)."""
+    name = ns.add("outside")
+    n = next(_count)
+    inner, outer = f"mcx{os.getpid() % 10000}o{n}", f"mcx{os.getpid() % 10000}i{n}"
+    # made inside the data plane's namespace, one end then moved: nothing in the host's
+    dataplane.run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer, namespace=True)
+    dataplane.run("ip", "link", "set", outer, "netns", name, namespace=True)
+    dataplane.run("ip", "link", "set", inner, "up", namespace=True)
+    dataplane.vsctl("add-port", bridge, inner)
+    ns.run(name, "ip", "link", "set", outer, "name", "eth0")
+    # a veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); ovs-vswitchd's
+    # userspace datapath reads the frames through a packet socket as they are, and its
+    # conntrack marks them invalid (no DNAT of a port forwarding, no stateful ACL match).
+    # A host on a real wire sends complete checksums: so does the outside.
+    ns.run(name, sys.executable, "-c", _TX_CHECKSUM_OFF, "eth0")
+    ns.run(name, "ip", "addr", "add", address, "dev", "eth0")
+    ns.run(name, "ip", "link", "set", "eth0", "up")
+    for route in routes:
+        ns.run(name, "ip", "route", "add", *route.split())
+    return name, inner
+
+
 class OvnHarness:
     def __init__(self, chassis: str = "mcloud-test"):
         self.root = Path(tempfile.mkdtemp(prefix="mcloud-ovn-"))
@@ -101,24 +129,7 @@ class OvnHarness:
     def outside(self, address: str, bridge: str = "br-ex", routes: tuple[str, ...] = ()) -> str:
         """A namespace on the provider network behind ``bridge`` with ``address`` (CIDR) on
         its ``eth0``: "the outside" for floating IPs. ``routes`` are extra ``ip route`` specs."""
-        name = self.ns.add("outside")
-        n = next(_count)
-        inner, outer = f"mcx{os.getpid() % 10000}o{n}", f"mcx{os.getpid() % 10000}i{n}"
-        # made inside the data plane's namespace, one end then moved: nothing in the host's
-        self.dataplane.run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer, namespace=True)
-        self.dataplane.run("ip", "link", "set", outer, "netns", name, namespace=True)
-        self.dataplane.run("ip", "link", "set", inner, "up", namespace=True)
-        self.dataplane.vsctl("add-port", bridge, inner)
-        self.ns.run(name, "ip", "link", "set", outer, "name", "eth0")
-        # a veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); ovs-vswitchd's
-        # userspace datapath reads the frames through a packet socket as they are, and its
-        # conntrack marks them invalid (no DNAT of a port forwarding, no stateful ACL match).
-        # A host on a real wire sends complete checksums: so does the outside.
-        self.ns.run(name, sys.executable, "-c", _TX_CHECKSUM_OFF, "eth0")
-        self.ns.run(name, "ip", "addr", "add", address, "dev", "eth0")
-        self.ns.run(name, "ip", "link", "set", "eth0", "up")
-        for route in routes:
-            self.ns.run(name, "ip", "route", "add", *route.split())
+        name, inner = outside(self.dataplane, self.ns, address, bridge, routes)
         self._veths.append(inner)
         return name
 
