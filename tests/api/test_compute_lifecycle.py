@@ -1,31 +1,76 @@
 """Servers driven through the Nova API to each action's end state with the real hosts registry,
 the in-process agent and the fake hypervisor driver: build (ports, host, events), the power
 actions, pause, suspend, reboot, rescue, delete (ports and allocations gone), a spawn failure's
-fault, and the power-state sync noticing a guest that stopped by itself."""
+fault, and the power-state sync noticing a guest that stopped by itself. Each module of these
+tests runs a cloud of its own (``own_cloud_world``), so that no host another module registered
+in the session's cloud (and left without an agent) is ever chosen."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
+from sqlalchemy.engine import make_url
 
+from mcloud import migrations
+from mcloud.app import Cloud
+from mcloud.core.config import Config
 from tests.api.compute_helpers import ComputeWorld, Nova, compute_world, uniq
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, TEST_ENV
+
+async def own_database(database: str, tmp: Path) -> str:
+    """A fresh database beside the session's: a new SQLite file, or a new PostgreSQL database."""
+    if database.startswith("sqlite"):
+        return f"sqlite:///{tmp / 'scheduling.db'}"
+    import asyncpg
+
+    url = make_url(database)
+    name = f"sched_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def own_cloud_world(database: str, data_dir: Path, hosts: int = 4, vcpus: int = 10) -> AsyncIterator[ComputeWorld]:
+    """A cloud of its own (own database, ``hosts`` fake hosts of ``vcpus`` each, CPU ratio 1: no
+    host of another test module can be chosen) and its world, project a's quota raised, a
+    one-VCPU flavor as ``flavor_id`` (and a two-VCPU one as ``flavor2``)."""
+    url = await own_database(database, data_dir)
+    config = Config(data_dir=data_dir, overrides={
+        "database": {"url": url},
+        "compute": {"host": "sched", "cpu_allocation_ratio": 1.0,
+                    "fake": {"hosts": hosts, "vcpus": vcpus, "memory_mb": 65536}}},
+        environ={**TEST_ENV, "MCLOUD_SERVER_PORT": "8080"})
+    migrations.upgrade(config.database_url)
+    cloud = Cloud(config)
+    await cloud.bootstrap(ADMIN_PASSWORD, DEMO_PASSWORD)
+    try:
+        async with compute_world(cloud) as world:
+            await world.admin.put(f"/os-quota-sets/{world.projects['a']}", {"quota_set": {
+                "instances": 1000, "cores": 1000, "ram": 10 ** 7}}, expect=200)
+            for attr, vcpus, disk in (("flavor_id", 1, 1), ("flavor2", 2, 2)):
+                r = await world.admin.post("/flavors", {"flavor": {
+                    "name": uniq("f"), "vcpus": vcpus, "ram": 64, "disk": disk}}, expect=200)
+                setattr(world, attr, r.json()["flavor"]["id"])
+            yield world
+    finally:
+        await cloud.close()
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def w(cloud) -> AsyncIterator[ComputeWorld]:
-    async with compute_world(cloud) as world:
-        FLAVOR["id"] = await make_flavor(world, vcpus=1, ram=512, disk=1)
+async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComputeWorld]:
+    async with own_cloud_world(database, tmp_path_factory.mktemp("life"), hosts=2) as world:
         yield world
-
-
-FLAVOR: dict[str, str] = {}
-
-
-async def make_flavor(w: ComputeWorld, **fields: Any) -> str:
-    r = await w.admin.post("/flavors", {"flavor": {"name": uniq("flavor"), **fields}}, expect=200)
-    return r.json()["flavor"]["id"]
 
 
 async def wait_for(nova: Nova, server_id: str, status: str | None = None, *, gone: bool = False,
@@ -51,7 +96,7 @@ async def wait_for(nova: Nova, server_id: str, status: str | None = None, *, gon
 
 
 async def boot(w: ComputeWorld, who: str = "member", **server: Any) -> str:
-    body = {"name": uniq("vm"), "imageRef": w.image_id, "flavorRef": FLAVOR["id"],
+    body = {"name": uniq("vm"), "imageRef": w.image_id, "flavorRef": w.flavor_id,
             "networks": [{"uuid": w.network_id}], **server}
     r = await w[who].post("/servers", {"server": body}, expect=202)
     return r.json()["server"]["id"]
@@ -79,7 +124,7 @@ async def test_a_server_builds_to_active_with_its_port_and_allocation(w: Compute
     assert len(ports) == 1 and ports[0]["device_owner"] == "compute:nova"
     assert ports[0]["binding:host_id"] == server["OS-EXT-SRV-ATTR:host"]
     allocs = await w.cloud.placement.consumer_allocations(sid)
-    assert [r["resources"] for r in allocs["providers"].values()] == [{"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}]
+    assert [r["resources"] for r in allocs["providers"].values()] == [{"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}]
     events = await events_of(w, sid)
     assert events["create"] == [("conductor_schedule_and_build_instances", "Success"),
                                 ("compute__do_build_and_run_instance", "Success")]

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from mcloud.compute.models import Migration
 
 from tests.api.compute_helpers import ComputeWorld, uniq
-from tests.api.test_compute_lifecycle import events_of, wait_for
-from tests.api.test_compute_scheduling import own_cloud_world
+from tests.api.test_compute_lifecycle import events_of, own_cloud_world, wait_for
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -7,72 +7,22 @@ side by side); server groups place as their policy says; a forced host is honour
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
-from mcloud import migrations
-from mcloud.app import Cloud
-from mcloud.core.config import Config
-from tests.api.compute_helpers import ComputeWorld, compute_world, uniq
-from tests.api.test_compute_lifecycle import wait_for
-from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, TEST_ENV
+from tests.api.compute_helpers import ComputeWorld, uniq
+from tests.api.test_compute_lifecycle import own_cloud_world, wait_for
 
 HOSTS, VCPUS = 4, 10
 
 
-async def own_database(database: str, tmp: Path) -> str:
-    """A fresh database beside the session's: a new SQLite file, or a new PostgreSQL database."""
-    if database.startswith("sqlite"):
-        return f"sqlite:///{tmp / 'scheduling.db'}"
-    import asyncpg
-
-    url = make_url(database)
-    name = f"sched_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-@contextlib.asynccontextmanager
-async def own_cloud_world(database: str, data_dir: Path) -> AsyncIterator[ComputeWorld]:
-    """A cloud of its own (own database, HOSTS fake hosts of VCPUS each, CPU ratio 1) and its world,
-    project a's quota raised, a one-VCPU flavor as ``flavor_id`` (and a two-VCPU one as ``flavor2``)."""
-    url = await own_database(database, data_dir)
-    config = Config(data_dir=data_dir, overrides={
-        "database": {"url": url},
-        "compute": {"host": "sched", "cpu_allocation_ratio": 1.0,
-                    "fake": {"hosts": HOSTS, "vcpus": VCPUS, "memory_mb": 65536}}},
-        environ={**TEST_ENV, "MCLOUD_SERVER_PORT": "8080"})
-    migrations.upgrade(config.database_url)
-    cloud = Cloud(config)
-    await cloud.bootstrap(ADMIN_PASSWORD, DEMO_PASSWORD)
-    try:
-        async with compute_world(cloud) as world:
-            await world.admin.put(f"/os-quota-sets/{world.projects['a']}", {"quota_set": {
-                "instances": 1000, "cores": 1000, "ram": 10 ** 7}}, expect=200)
-            for attr, vcpus, disk in (("flavor_id", 1, 1), ("flavor2", 2, 2)):
-                r = await world.admin.post("/flavors", {"flavor": {
-                    "name": uniq("f"), "vcpus": vcpus, "ram": 64, "disk": disk}}, expect=200)
-                setattr(world, attr, r.json()["flavor"]["id"])
-            yield world
-    finally:
-        await cloud.close()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ComputeWorld]:
-    async with own_cloud_world(database, tmp_path_factory.mktemp("sched")) as world:
+    async with own_cloud_world(database, tmp_path_factory.mktemp("sched"), HOSTS, VCPUS) as world:
         yield world
 
 
