@@ -382,6 +382,8 @@ async def test_a_build_cut_short_resumes_without_doing_anything_twice(compute: C
     assert inst.vm_state == st.ACTIVE and inst.host == host
     assert len(await compute.ports_of(u)) == 1 and await compute.usage(host) == 2
     assert len([o for o in compute.hosts.ops.values() if o[1] == "spawn" and o[2] == u]) == 1
+    assert await compute.events(u) == [("create", "conductor_schedule_and_build_instances", "Success"),
+                                       ("create", "compute__do_build_and_run_instance", "Success")]
 
 
 async def test_a_build_that_keeps_dying_is_given_up_in_error_and_cleaned(compute: Compute) -> None:

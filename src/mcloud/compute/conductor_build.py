@@ -46,7 +46,9 @@ class Build:
         inst = await self.c.load(self.uuid)
         if inst is None or inst.deleted or inst.task_state == st.DELETING or inst.vm_state != st.BUILDING:
             return {"skipped": "the server is not building"}
-        if not self.ctx.resumed or self.open_event is None:
+        if self.ctx.resumed:  # a former attempt started its event: finish that one, not a second
+            self.open_event = COMPUTE_EVENT if inst.host else CONDUCTOR_EVENT
+        else:
             await self._start_event(CONDUCTOR_EVENT, None)
         failed: list[str] = list((inst.system_metadata or {}).get("failed_hosts") or [])
         try:
@@ -58,7 +60,8 @@ class Build:
                                            details=str(exc))
                 if self.open_event == CONDUCTOR_EVENT:
                     await self._finish_event("Success")
-                await self._start_event(COMPUTE_EVENT, sel.host)
+                if self.open_event != COMPUTE_EVENT:
+                    await self._start_event(COMPUTE_EVENT, sel.host)
                 try:
                     inst = await self.claim_host(inst, sel)
                     inst = await self.networking(inst)

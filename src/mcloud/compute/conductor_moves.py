@@ -525,9 +525,10 @@ async def evacuate(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[
     source = inst.host
     mig = None
     event = "rebuild_server"
+    if source and await c.host_is_up(source):  # Nova's API refuses it; the server is left as it is
+        await action_failed(c, inst, rid, event, ActionFailed(f"Compute service of {source} is still in use."))
+        return {"error": "source up"}
     try:
-        if source and await c.host_is_up(source):
-            raise ActionFailed(f"Compute service of {source} is still in use.")
         host = params.get("host")
         forced = bool(params.get("force")) and host
         spec = request_spec(inst, moving=True, ignore_hosts={source} if source else set(),
