@@ -45,6 +45,8 @@ class FakeHosts:
         #: (host, op) -> how many more times waiting for it is cut short (the process "dies")
         self.interrupt: dict[tuple[str, str], int] = {}
         self.guests: dict[str, dict[str, str]] = {}  # host -> uuid -> state
+        #: op -> an async callable run when the op runs (to look at the world at that moment)
+        self.on_op: dict[str, Any] = {}
 
     async def candidates_state(self, session: Any) -> dict[str, State]:
         return dict(self.states)
@@ -65,6 +67,8 @@ class FakeHosts:
             self.interrupt[(host, op)] -= 1
             raise asyncio.CancelledError()
         self.log.append((host, op, inst))
+        if op in self.on_op:
+            await self.on_op[op](host, inst, payload)
         if (host, op) in self.fail:
             raise HostOpFailed(self.fail[(host, op)])
         guests = self.guests.setdefault(host, {})
@@ -72,6 +76,8 @@ class FakeHosts:
             guests.pop(inst or "", None)
         elif inst:
             guests[inst] = op
+        if op == "prepare_incoming":
+            return {"uri": f"fake:{host}", "disks": {}}
         return {}
 
     async def instance_payload(self, instance: Any, **kw: Any) -> dict[str, Any]:
@@ -420,3 +426,29 @@ async def test_a_delete_cancels_an_action_that_has_not_started(compute: Compute)
         row = await s.get(Task, pause.id)
     assert row is not None and row.result == {"cancelled": "the server was deleted"}
     assert (host, "pause", u) not in compute.hosts.log
+
+
+async def test_live_migration_wants_the_ports_on_both_hosts_while_the_guest_moves(compute: Compute) -> None:
+    source = await compute.add_host("a", vcpus=64)
+    dest = await compute.add_host("b")
+    net = await compute.network_id()
+    u = await compute.boot([{"network_id": net}])
+    await compute.tasks.run_pending()
+    assert (await compute.instance(u)).host == source
+    seen: dict[str, Any] = {}
+
+    async def look(host: str, inst: str, payload: dict[str, Any]) -> None:
+        (port,) = await compute.ports_of(inst)
+        seen.update(profile=dict(port.profile), host_id=port.host_id, target=payload.get("target"))
+
+    compute.hosts.on_op["live_migrate"] = look
+    await compute.act(u, "live-migration", st.MIGRATING, host=dest)
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.task_state, inst.host) == (st.ACTIVE, None, dest)
+    assert seen == {"profile": {"migrating_to": dest}, "host_id": source, "target": {"uri": f"fake:{dest}",
+                                                                                      "disks": {}}}
+    (port,) = await compute.ports_of(u)
+    assert (port.host_id, port.profile) == (dest, {})
+    assert [op for h, op, x in compute.hosts.log if x == u][-3:] == ["prepare_incoming", "live_migrate",
+                                                                      "finish_incoming"]
+    assert await compute.usage(source) == 0 and await compute.usage(dest) == 2

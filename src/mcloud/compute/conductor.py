@@ -332,6 +332,18 @@ class Conductor:
             except Exception as exc:  # noqa: BLE001 (a port deleted by its owner meanwhile)
                 log.info("could not bind port %s of %s: %s", rec["port_id"], inst.uuid, exc)
 
+    async def set_port_profiles(self, inst: Instance, profile: dict[str, Any]) -> None:
+        """``binding:profile`` of every port of the instance (a live migration's ``migrating_to``:
+        the port is wanted on both chassis until the guest runs on the destination)."""
+        from mcloud.network.service import Caller as NetCaller
+
+        for rec in (inst.system_metadata or {}).get("ports") or []:
+            try:
+                await self.compute.network.update_port(NetCaller.internal(), rec["port_id"],
+                                                       {"binding:profile": dict(profile)})
+            except Exception as exc:  # noqa: BLE001 (a port deleted by its owner meanwhile)
+                log.info("could not set the profile of port %s of %s: %s", rec["port_id"], inst.uuid, exc)
+
     async def release_ports(self, inst: Instance) -> None:
         """Delete the ports the instance made; unbind (and free) the ones it was given."""
         from mcloud.network.service import Caller as NetCaller

@@ -310,10 +310,14 @@ async def move_between(c: Conductor, ctx: TaskContext, inst: Instance, source: s
     extra = {"migration_uuid": migration_uuid, **({"cold": True} if cold else {})}
     target = await c.host_op(ctx.id, f"{step}-prepare", dest, "prepare_incoming", inst.uuid,
                              {**payload, **extra, "source_host": source})
+    if not cold:  # the ports are wanted on both chassis until the guest runs on the destination
+        await c.set_port_profiles(inst, {"migrating_to": dest})
     try:
         result = await c.host_op(ctx.id, f"{step}-migrate", source, "live_migrate", inst.uuid,
                                  {"target": target, **extra, "dest_host": dest}, SPAWN_TIMEOUT)
     except host_errors():
+        if not cold:
+            await c.set_port_profiles(inst, {})
         try:
             await c.host_op(ctx.id, f"{step}-abort", dest, "abort_incoming", inst.uuid, dict(extra))
         except host_errors() as err:
@@ -324,6 +328,8 @@ async def move_between(c: Conductor, ctx: TaskContext, inst: Instance, source: s
     if progress:
         await set_migration(c, migration_uuid, **progress)
     await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), dest)
+    if not cold:
+        await c.set_port_profiles(inst, {})
     return await c.host_op(ctx.id, f"{step}-finish", dest, "finish_incoming", inst.uuid, dict(extra))
 
 
