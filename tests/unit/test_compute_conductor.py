@@ -452,3 +452,34 @@ async def test_live_migration_wants_the_ports_on_both_hosts_while_the_guest_move
     assert [op for h, op, x in compute.hosts.log if x == u][-3:] == ["prepare_incoming", "live_migrate",
                                                                       "finish_incoming"]
     assert await compute.usage(source) == 0 and await compute.usage(dest) == 2
+
+
+async def test_a_live_migration_aborted_before_it_streams_rolls_back(compute: Compute) -> None:
+    from mcloud.compute.models import Migration
+
+    source = await compute.add_host("a", vcpus=64)
+    dest = await compute.add_host("b")
+    u = await compute.boot()
+    await compute.tasks.run_pending()
+
+    async def abort_now(host: str, inst: str, payload: dict[str, Any]) -> None:
+        # the user's abort arrives while the destination prepares (the abort action's own test is below)
+        async with compute.db.write() as s:
+            await s.execute(sa.update(Migration).where(Migration.instance_uuid == inst).values(status="queued"))
+        await compute.act(inst, "live-migration-abort", st.MIGRATING)
+
+    compute.hosts.on_op["prepare_incoming"] = abort_now
+    await compute.act(u, "live-migration", st.MIGRATING, host=dest)
+    inst = await compute.instance(u)
+    assert (inst.vm_state, inst.task_state, inst.host) == (st.ACTIVE, None, source)
+    assert ("live-migration-abort", "compute_live_migration_abort", "Success") in await compute.events(u)
+    async with compute.db.read() as s:
+        (mig,) = (await s.execute(sa.select(Migration).where(Migration.instance_uuid == u))).scalars()
+    assert mig.status == "cancelled"
+    ops = [op for h, op, x in compute.hosts.log if x == u]
+    assert "live_migrate" not in ops and ops[-1] == "abort_incoming"
+    assert await compute.usage(source) == 2 and await compute.usage(dest) == 0
+    # a migration that is streaming (or done) cannot be aborted: the event says so, nothing changes
+    await compute.act(u, "live-migration-abort", None, migration_id=mig.id)
+    assert ("live-migration-abort", "compute_live_migration_abort", "Error") in await compute.events(u)
+    assert (await compute.instance(u)).host == source

@@ -122,7 +122,8 @@ async def create_image(c: Conductor, ctx: TaskContext, inst: Instance, params: d
     """Nova's snapshot_instance: image_pending_upload, image_uploading, the host streams the root
     disk into the queued image (which becomes saving, then active), task state None; on failure
     the image is deleted and the server keeps its state."""
-    event = "compute_snapshot_instance"
+    backup = params.get("backup_type") is not None
+    event = "compute_backup_instance" if backup else "compute_snapshot_instance"
     image_id = params.get("image_id")
     await c.event(inst.uuid, rid, event, None, inst.host)
     try:
@@ -138,8 +139,25 @@ async def create_image(c: Conductor, ctx: TaskContext, inst: Instance, params: d
             await _delete_image(c, image_id)
         await action_failed(c, inst, rid, event, exc)
         return {"error": _message(exc)}
+    if params.get("backup_type") is not None and params.get("rotation") is not None:
+        await rotate_backups(c, inst, str(params["backup_type"]), int(params["rotation"]))
     await finish(c, inst, rid, event)
     return {"image_id": image_id}
+
+
+async def rotate_backups(c: Conductor, inst: Instance, backup_type: str, rotation: int) -> None:
+    """Nova's _rotate_backups after a successful backup: SERVERS' rotate_backups (in
+    service_servers_backup.py) deletes the oldest backups of the instance and type beyond
+    ``rotation``."""
+    try:
+        from mcloud.compute.service_servers_backup import rotate_backups as rotate
+    except ImportError:  # SERVERS' part not there: backups are kept
+        log.info("no backup rotation: service_servers_backup is not built")
+        return
+    try:
+        await rotate(c.compute, inst, backup_type, rotation)
+    except Exception:  # noqa: BLE001 (a rotation that fails does not undo the backup)
+        log.exception("rotating the backups of %s failed", inst.uuid)
 
 
 # ---------------------------------------------------------------------- shelving
@@ -294,6 +312,11 @@ async def set_migration(c: Conductor, migration_uuid: str, **values: Any) -> Non
             row.updated_at = now()
 
 
+async def migration_status(c: Conductor, migration_uuid: str) -> str | None:
+    async with c.compute.db.read() as session:
+        return (await session.execute(sa.select(Migration.status).where(Migration.uuid == migration_uuid))).scalar()
+
+
 async def current_migration(c: Conductor, inst: Instance, status: str = "finished") -> Migration | None:
     async with c.compute.db.read() as session:
         row = (await session.execute(sa.select(Migration).where(
@@ -310,6 +333,9 @@ async def move_between(c: Conductor, ctx: TaskContext, inst: Instance, source: s
     extra = {"migration_uuid": migration_uuid, **({"cold": True} if cold else {})}
     target = await c.host_op(ctx.id, f"{step}-prepare", dest, "prepare_incoming", inst.uuid,
                              {**payload, **extra, "source_host": source})
+    if not cold and await migration_status(c, migration_uuid) == "cancelled":  # aborted while queued
+        await c.host_op(ctx.id, f"{step}-abort", dest, "abort_incoming", inst.uuid, dict(extra))
+        raise ActionFailed("The live migration was cancelled.")
     if not cold:  # the ports are wanted on both chassis until the guest runs on the destination
         await c.set_port_profiles(inst, {"migrating_to": dest})
     try:
@@ -509,13 +535,43 @@ async def live_migration(c: Conductor, ctx: TaskContext, inst: Instance, params:
     except host_errors() as exc:
         if mig is not None:
             await c.compute.scheduler.revert_move(inst.uuid, mig.uuid, inst.project_id, inst.user_id)
-            await set_migration(c, mig.uuid, status="error")
+            cancelled = await migration_status(c, mig.uuid) == "cancelled"
+            await set_migration(c, mig.uuid, status="cancelled" if cancelled else "error")
             await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), source)
         await action_failed(c, inst, rid, event, exc)
         return {"error": _message(exc)}
     await set_migration(c, mig.uuid, status="completed")
     await finish(c, inst, rid, event, source, host=sel.host, node=sel.node)
     return {"host": sel.host}
+
+
+@handles("live-migration-abort", "live_migration_cancel")
+async def live_migration_abort(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
+                               rid: str) -> dict[str, Any]:
+    """Nova's abort of a live migration (2.24, queued/preparing ones from 2.65): a migration that
+    has not started streaming is cancelled (the live-migration task sees it before
+    ``live_migrate`` and rolls back: aborted on the destination, the claim back on the source).
+    One already streaming cannot be stopped by mCloud's drivers: the event says so; the
+    server's task state is the live migration's and is left alone."""
+    event = "compute_live_migration_abort"
+    await c.event(inst.uuid, rid, event, None, inst.host)
+    async with c.compute.db.write() as session:
+        q = sa.select(Migration).where(Migration.instance_uuid == inst.uuid,
+                                       Migration.migration_type == "live-migration")
+        mid = params.get("migration_id")
+        q = q.where(Migration.id == int(mid)) if str(mid or "").isdigit() else \
+            q.where(Migration.uuid == str(mid)) if mid else q.order_by(Migration.id.desc()).limit(1)
+        row = (await session.execute(q)).scalar()
+        cancellable = row is not None and row.status in ("accepted", "queued", "preparing", "pre-migrating")
+        if cancellable:
+            row.status = "cancelled"
+            row.updated_at = now()
+    if not cancellable:
+        exc = ActionFailed(f"Migration {mid} of instance {inst.uuid} can no longer be aborted.")
+        await c.event(inst.uuid, rid, event, "Error", inst.host, exc)
+        return {"error": str(exc)}
+    await c.event(inst.uuid, rid, event, "Success", inst.host)
+    return {"cancelled": row.uuid}
 
 
 # ---------------------------------------------------------------------- evacuate
