@@ -51,6 +51,7 @@ class TwoHosts:
         self.agent: subprocess.Popen[str] | None = None
         self.agent_log = self.agent_dir / "agent.log"
         self.chassis_namespace = f"mcc-2h-{os.getpid()}"
+        self.cloud_exit: int | None = None
 
     def __enter__(self) -> TwoHosts:
         self.start()
@@ -95,9 +96,25 @@ class TwoHosts:
         try:
             self.stop_agent()
         finally:
-            self.cloud.stop()
+            #: mcloud up's exit status: 0 when it stopped cleanly (its data plane with it), not killed
+            self.cloud_exit = self.cloud.stop()
             # what a failed agent may have left (its own stop() removes these)
             subprocess.run(["ip", "netns", "delete", self.chassis_namespace], capture_output=True)
+            self.kill_guests()
+
+    def kill_guests(self) -> list[int]:
+        """qemu guests of both hosts still running (a failed test's: qemu outlives its host, by
+        design), killed by the PIDs in their pid files."""
+        killed = []
+        for pidfile in self.root.glob("*/instances/*/qemu.pid"):
+            try:
+                pid = int(pidfile.read_text().strip())
+                if pidfile.parent.name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            except (ValueError, OSError):
+                continue
+        return killed
 
     # -- reading the cloud
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.real
 def hosts(tmp_path_factory) -> Iterator[TwoHosts]:
     with TwoHosts(tmp_path_factory.mktemp("two-hosts"), driver="fake") as two:
         yield two
+    assert two.cloud_exit == 0, "mcloud up did not stop cleanly"
 
 
 def test_the_agent_runs_its_own_chassis(hosts):

@@ -146,6 +146,21 @@ class LocalTransport:
         pass
 
 
+def host_driver(config: ComputeConfig, instances: Path, network_host: Any, host: str) -> HypervisorDriver:
+    """The driver of compute host ``host``: the configured one, whose hypervisor hostname (the
+    node and its Placement provider) is the host's name unless its options name another, so
+    that several hosts on one machine are distinct nodes."""
+    import dataclasses
+
+    from mcloud.compute.drivers import fake, load_driver, settle
+
+    if settle(config) == "fake":
+        return fake.create(config.fake, instances, network_host, hostname=host)
+    if config.driver == "qemu" and not config.qemu.get("hostname"):
+        config = dataclasses.replace(config, qemu={**config.qemu, "hostname": host})
+    return load_driver(config, instances, network_host)
+
+
 def spec_from_payload(payload: Mapping[str, Any], image: Any = None) -> InstanceSpec:
     """The driver's InstanceSpec from an operation's payload (``image``: the ImageSpec the cache
     gave for ``payload["image"]``)."""
@@ -477,7 +492,7 @@ async def run_agent(config: Any, controller: str, host: str, username: str, pass
     ``config`` is the process's ``Config`` (its ``[compute]`` section picks the driver).
     ``chassis`` (``mcloud.network.chassis.ChassisOptions``, its ``name`` = ``host``): this host's
     own OVN chassis, started first (guests' NICs plug into it) and stopped at exit."""
-    from mcloud.compute.drivers import fake, load_driver, settle
+    from mcloud.compute.drivers import settle
 
     compute = config.section("compute", ComputeConfig)
     settle(compute)
@@ -496,10 +511,7 @@ async def run_agent(config: Any, controller: str, host: str, username: str, pass
                  chassis.tunnel_cidr)
     agent = None
     try:
-        if compute.driver == "fake":
-            driver: Any = fake.create(compute.fake, instances, network_host, hostname=host)
-        else:
-            driver = load_driver(compute, instances, network_host)
+        driver = host_driver(compute, instances, network_host, host)
         transport = HttpTransport(controller, username, password, project)
         agent = Agent(host, driver, transport, compute, cache_dir=config.data_dir / "image-cache",
                       heartbeat=True)

@@ -6,6 +6,7 @@ same ``compute.hosts`` method the in-process host calls directly.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,7 +53,18 @@ async def pull(request: Request) -> Response:
         wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT)
     except ValueError:
         raise BadRequest("wait must be a number of seconds") from None
-    ops = await compute_of(request).hosts.pull_wait(request.path_params["host"], max(wait, 0.0))
+    gone = asyncio.Event()
+
+    async def watch() -> None:  # an agent that hangs up (stopped, killed) ends its long poll
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        ops = await compute_of(request).hosts.pull_wait(request.path_params["host"], max(wait, 0.0), gone=gone)
+    finally:
+        watcher.cancel()
     return respond({"ops": ops})
 
 

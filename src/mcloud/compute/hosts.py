@@ -514,12 +514,16 @@ class Hosts:
             return [{"id": r.id, "op": r.op, "instance_uuid": r.instance_uuid, "payload": r.payload or {}}
                     for r in rows]
 
-    async def pull_wait(self, host: str, wait: float, limit: int = 100) -> list[dict[str, Any]]:
-        """:meth:`pull`, waiting up to ``wait`` seconds for an op (the long poll)."""
+    async def pull_wait(self, host: str, wait: float, limit: int = 100,
+                        gone: asyncio.Event | None = None) -> list[dict[str, Any]]:
+        """:meth:`pull`, waiting up to ``wait`` seconds for an op (the long poll); it ends within
+        a second of ``gone`` being set (the agent hung up: nobody would take the ops)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         waker = self._waker(host)
         while True:
+            if gone is not None and gone.is_set():
+                return []
             waker.clear()
             ops = await self.pull(host, limit)
             left = deadline - loop.time()
@@ -653,18 +657,17 @@ class Hosts:
         await self.register_controller()
         if self.config.local_host:
             from mcloud.compute import agent as agent_mod
-            from mcloud.compute.drivers import fake, load_driver, settle
+            from mcloud.compute.drivers import settle
             from mcloud.compute.imagecache import ImageCache
 
             settle(self.config)
             instances = Path(self.config.instances_path or self.compute.data_dir / "instances")
             transport = agent_mod.LocalTransport(self)
             images = ImageCache(self.compute.data_dir / "image-cache", transport.image_chunks)
+            network_host = self.local_network_host() if self.config.driver != "fake" else None
             for name in self.local_host_names():
-                if self.config.driver == "fake":
-                    driver: Any = fake.create(self.config.fake, instances / name, None, hostname=name)
-                else:
-                    driver = load_driver(self.config, instances, self.local_network_host())
+                driver = agent_mod.host_driver(self.config, instances / name if self.config.driver == "fake"
+                                               else instances, network_host, name)
                 agent = agent_mod.Agent(name, driver, transport, self.config, images=images, heartbeat=False)
                 await agent.start()
                 self.agents[name] = agent
