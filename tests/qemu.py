@@ -137,6 +137,24 @@ class Guests:
         await self.driver.close()
 
 
+async def module_guests(tmp_path_factory: Any, label: str = "qemu"):  # type: ignore[no-untyped-def]
+    """The body of a module-scoped ``guests`` fixture: a ``Guests``, or skip/fail when qemu is missing."""
+    from tests.harness import missing
+
+    if (why := qemu_missing()) is not None:
+        missing(why)
+    async with Guests(tmp_path_factory.mktemp(label)) as guests:
+        yield guests
+
+
+async def running(driver: Any, **spec_fields: Any) -> InstanceSpec:
+    """A tiny guest spawned and booted up to ``ready``."""
+    spec = make_spec(tiny(), **spec_fields)
+    await driver.spawn(spec)
+    await wait_console(driver, spec.uuid, lambda s: s.ready)
+    return spec
+
+
 def gone(pid: int) -> bool:
     """Whether process ``pid`` has ended (a zombie waiting for init to reap it has)."""
     try:

@@ -13,8 +13,7 @@ import pytest
 
 from mcloud.compute import states
 from mcloud.compute.drivers.base import VifSpec
-from tests.harness import missing
-from tests.qemu import Guests, image_spec, make_spec, qemu_missing, tiny, wait_console
+from tests.qemu import image_spec, make_spec, module_guests, running, tiny, wait_console
 
 pytestmark = pytest.mark.real
 
@@ -28,17 +27,13 @@ def virtual_size(path) -> int:
 
 @pytest.fixture(scope="module")
 async def guests(tmp_path_factory):
-    if (why := qemu_missing()) is not None:
-        missing(why)
-    async with Guests(tmp_path_factory.mktemp("qemu-disks")) as g:
+    async for g in module_guests(tmp_path_factory, "qemu-disks"):
         yield g
 
 
 async def test_snapshot_is_a_standalone_image_that_boots_with_the_disk_as_it_was(guests, tmp_path):
     d = guests.driver
-    spec = make_spec(tiny())
-    await d.spawn(spec)
-    await wait_console(d, spec.uuid, lambda s: s.ready)
+    spec = await running(d)
     dest = tmp_path / "snap.qcow2"
     assert await d.snapshot(spec.uuid, dest) == "qcow2"
     assert await d.power_state(spec.uuid) == states.RUNNING  # paused only while copied
@@ -55,9 +50,7 @@ async def test_snapshot_is_a_standalone_image_that_boots_with_the_disk_as_it_was
 
 async def test_resize_grows_the_stopped_disk_and_revert_puts_the_old_one_back(guests):
     d = guests.driver
-    spec = make_spec(tiny())
-    await d.spawn(spec)
-    await wait_console(d, spec.uuid, lambda s: s.ready)
+    spec = await running(d)
     bigger = make_spec(tiny(), uuid=spec.uuid, root_gb=2, memory_mb=128)
     await d.resize(bigger)
     assert await d.power_state(spec.uuid) == states.SHUTDOWN
@@ -78,9 +71,7 @@ async def test_resize_grows_the_stopped_disk_and_revert_puts_the_old_one_back(gu
 
 async def test_rebuild_gives_a_fresh_disk_and_rescue_boots_another_with_the_own_disk_second(guests):
     d = guests.driver
-    spec = make_spec(tiny(), user_data="first")
-    await d.spawn(spec)
-    await wait_console(d, spec.uuid, lambda s: s.ready)
+    spec = await running(d, user_data="first")
     rebuilt = make_spec(tiny(), uuid=spec.uuid, user_data="second")
     await d.rebuild(rebuilt)
     seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 2 and s.ready)
@@ -99,9 +90,7 @@ async def test_rebuild_gives_a_fresh_disk_and_rescue_boots_another_with_the_own_
 
 async def test_a_nic_plugged_while_running_gets_dhcp_and_unplugs(guests):
     d = guests.driver
-    spec = make_spec(tiny())
-    await d.spawn(spec)
-    await wait_console(d, spec.uuid, lambda s: s.ready)
+    spec = await running(d)
     vif = VifSpec(port_id="0b8c2f9e-4d1a-4c55-9f8e-7a6b5c4d3e21", mac="fa:16:3e:12:34:56", network_id="n")
     await d.attach_interface(spec.uuid, vif)
     seen = await wait_console(d, spec.uuid, lambda s: "eth0" in s.leases)

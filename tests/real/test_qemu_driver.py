@@ -14,8 +14,7 @@ from mcloud.compute import states
 from mcloud.compute.drivers import qemu as qemu_driver
 from mcloud.compute.drivers.base import DriverError, InstanceNotFound
 from mcloud.compute.tinyimage import parse_console
-from tests.harness import missing
-from tests.qemu import GUEST_MB, Guests, gone, make_spec, qemu_missing, rss_kib, tiny, wait_console
+from tests.qemu import GUEST_MB, gone, make_spec, module_guests, rss_kib, tiny, wait_console
 
 pytestmark = pytest.mark.real
 
@@ -24,9 +23,7 @@ USER_DATA = "#!/bin/sh\necho the user data ran on $(hostname)\n"
 
 @pytest.fixture(scope="module")
 async def guests(tmp_path_factory):
-    if (why := qemu_missing()) is not None:
-        missing(why)
-    async with Guests(tmp_path_factory.mktemp("qemu")) as g:
+    async for g in module_guests(tmp_path_factory, "qemu"):
         yield g
 
 
