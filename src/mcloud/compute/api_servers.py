@@ -295,8 +295,8 @@ async def delete_tag(request: Request, server_id: str, tag: str) -> Response:
 
 
 def add_routes(app: FastAPI) -> None:
-    from mcloud.compute import (api_servers_actions, api_servers_extras, api_servers_proxies,  # noqa: PLC0415
-                                api_servers_secgroups)
+    from mcloud.compute import (api_servers_actions, api_servers_extras, api_servers_legacy,  # noqa: PLC0415
+                                api_servers_network, api_servers_proxies, api_servers_secgroups)
 
     s = V21 + "/servers"
     route = app.add_api_route
@@ -324,3 +324,5 @@ def add_routes(app: FastAPI) -> None:
     api_servers_proxies.add_routes(app)
     api_servers_secgroups.add_routes(app)
     api_servers_extras.add_routes(app)
+    api_servers_network.add_routes(app)
+    api_servers_legacy.add_routes(app)

@@ -20,7 +20,8 @@ from mcloud.compute.service import Caller, utc
 from mcloud.compute.service_servers_actions import check_state, start_action, state_conflict
 from mcloud.compute.service_servers import normal_ip
 from mcloud.compute.service_servers_create import boot_image, ref_id
-from mcloud.core.errors import APIError, BadRequest, Conflict, NotFound, NotImplementedYet
+from mcloud.compute.api_servers_network import add_floating_ip, remove_floating_ip
+from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden, NotFound, NotImplementedYet
 
 #: action name -> (policy rule, Nova's body schema of the action's value, since, until)
 SIMPLE = {
@@ -60,6 +61,8 @@ async def server_action(request: Request, server_id: str) -> Response:  # noqa: 
         inst = await servers.get(session, caller, server_id, for_update=True)
         result = await handler(request, caller, servers, session, inst, value)
     servers.compute.tasks.wake()
+    if callable(result) and not isinstance(result, Response):
+        return await result()  # work after the transaction (other services' writes): its own answer
     if isinstance(result, tuple):
         return await _after(request, caller, servers, inst, result)
     if isinstance(result, Response):
@@ -295,6 +298,23 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
     return {"server": out}
 
 
+async def _image_for(servers: Any, session: Any, caller: Caller, inst: m.Instance, name: str, image_type: str,
+                     extra: dict[str, Any]) -> Any:
+    """The queued image a snapshot or backup uploads into (Nova's compute_utils.create_image):
+    the instance's image properties plus instance_uuid, user_id, image_type; ``shared`` with the
+    server's project when another project's caller (the admin) makes it."""
+    sysmeta = inst.system_metadata or {}
+    props = dict(sysmeta.get("image_properties") or {})
+    props.update({"instance_uuid": inst.uuid, "image_type": image_type, "user_id": caller.user_id or "",
+                  "base_image_ref": inst.image_ref or "", **extra})
+    fields = {"name": name, "disk_format": sysmeta.get("image_disk_format") or "qcow2",
+              "container_format": sysmeta.get("image_container_format") or "bare",
+              "min_disk": int((inst.flavor or {}).get("root_gb") or 0), "min_ram": int(sysmeta.get("image_min_ram") or 0),
+              "visibility": "private"}
+    return await servers.compute.image.create_image(session, caller.image_caller(), fields,
+                                                    {k: str(v) for k, v in props.items()}, [])
+
+
 async def _create_image(request: Request, caller: Caller, servers: Any, session: Any, inst: m.Instance,
                         value: Any) -> Any:
     sc.validate(value, {"type": "object", "properties": {"name": sc.NAME, "metadata": sc.METADATA},
@@ -302,23 +322,49 @@ async def _create_image(request: Request, caller: Caller, servers: Any, session:
     caller.authorize("os_compute_api:servers:create_image", _target(inst))
     servers.check_lock(caller, inst)
     check_state(inst, "createImage")
-    compute = servers.compute
-    sysmeta = inst.system_metadata or {}
-    props = dict(sysmeta.get("image_properties") or {})
-    props.update({"instance_uuid": inst.uuid, "image_type": "snapshot", "user_id": caller.user_id or "",
-                  "base_image_ref": inst.image_ref or "", **(value.get("metadata") or {})})
-    fields = {"name": value["name"], "disk_format": sysmeta.get("image_disk_format") or "qcow2",
-              "container_format": sysmeta.get("image_container_format") or "bare",
-              "min_disk": int((inst.flavor or {}).get("root_gb") or 0), "min_ram": int(sysmeta.get("image_min_ram") or 0),
-              "visibility": "private"}
-    image = await compute.image.create_image(session, caller.image_caller(), fields,
-                                             {k: str(v) for k, v in props.items()}, [])
+    image = await _image_for(servers, session, caller, inst, value["name"], "snapshot", value.get("metadata") or {})
     await start_action(servers, session, caller, inst, "createImage", {"image_id": image.id, "name": value["name"]},
                        check_lock=False)
     location = f"{base_url(request)}/v2.1/images/{image.id}"
     if caller.at(2, 45):
         return respond({"image_id": image.id}, 202)
     return respond(None, 202, headers={"Location": location})
+
+
+async def _create_backup(request: Request, caller: Caller, servers: Any, session: Any, inst: m.Instance,
+                         value: Any) -> Any:
+    """Nova's createBackup: a snapshot into an image of type "backup" (with its backup_type); once
+    it is uploaded the conductor keeps the newest ``rotation`` backups of that type (Nova's
+    _rotate_backups, service_servers_backup.rotate_backups). No lock check, as Nova."""
+    sc.validate(value, {"type": "object", "properties": {
+        "name": sc.NAME, "backup_type": {"type": "string"},
+        "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1},
+        "metadata": sc.METADATA}, "required": ["name", "backup_type", "rotation"], "additionalProperties": False})
+    caller.authorize("os_compute_api:os-create-backup", _target(inst))
+    rotation = int(value["rotation"])
+    metadata = dict(value.get("metadata") or {})
+    if not caller.at(2, 39) and len(metadata) > 128:
+        raise Forbidden(f"Quota exceeded for metadata_items: Requested {len(metadata)}, but already used 0 of 128 "
+                        "metadata_items")
+    check_state(inst, "createBackup")
+    image = await _image_for(servers, session, caller, inst, value["name"], "backup",
+                             {**metadata, "backup_type": value["backup_type"]})
+    await start_action(servers, session, caller, inst, "createBackup", {
+        "image_id": image.id, "name": value["name"], "backup_type": value["backup_type"], "rotation": rotation},
+        check_lock=False)
+    if caller.at(2, 45):
+        return respond({"image_id": image.id}, 202)
+    headers = {"Location": f"{base_url(request)}/v2.1/images/{image.id}"} if rotation > 0 else None
+    return respond(None, 202, headers=headers)
+
+
+async def _restore(request: Request, caller: Caller, servers: Any, session: Any, inst: m.Instance, value: Any) -> None:
+    """Nova's restore of a soft-deleted server. mCloud deletes at once (Nova's default
+    reclaim_instance_interval 0), so no server is ever SOFT_DELETED: Nova's 409 for every state."""
+    caller.authorize("os_compute_api:os-deferred-delete:restore", _target(inst))
+    servers.check_lock(caller, inst)
+    if inst.vm_state != st.SOFT_DELETED:
+        raise state_conflict(inst, "restore")
 
 
 async def _shelve(request: Request, caller: Caller, servers: Any, session: Any, inst: m.Instance, value: Any) -> None:
@@ -486,7 +532,8 @@ ACTIONS.update({
     "os-getConsoleOutput": _console_output, "os-getVNCConsole": _vnc, "trigger_crash_dump": _for_unsupported,
     "os-resetState": _reset_state, "injectNetworkInfo": _inject, "resetNetwork": _inject,
     "changePassword": _change_password, "addSecurityGroup": _sg(True), "removeSecurityGroup": _sg(False),
-    "forceDelete": _delete_action,
+    "forceDelete": _delete_action, "createBackup": _create_backup, "restore": _restore,
+    "addFloatingIp": add_floating_ip, "removeFloatingIp": remove_floating_ip,
 })
 
 
