@@ -170,14 +170,12 @@ async def test_a_guest_that_stops_by_itself_is_shutoff(w: ComputeWorld) -> None:
 
 async def test_a_spawn_that_fails_everywhere_is_error_with_a_fault_and_holds_nothing(w: ComputeWorld) -> None:
     hosts = w.cloud.compute.hosts
-    for name in list(hosts.agents):
-        hosts.agent(name).driver.inject("spawn", "injected: the hypervisor said no", count=None)
-    try:
-        sid = await boot(w)
-        server = await wait_for(w.admin, sid, "ERROR")
-    finally:
-        for name in list(hosts.agents):
-            hosts.agent(name).driver.inject("spawn", "", count=0)
+    for name in hosts.agents:  # each host fails the one spawn it will be given (a failed host is not retried)
+        hosts.agent(name).driver.inject("spawn", "injected: the hypervisor said no", count=1)
+    sid = await boot(w)
+    server = await wait_for(w.admin, sid, "ERROR")
+    assert [x for d in (hosts.agent(n).driver for n in hosts.agents) for x in d.calls].count(("spawn", sid)) == \
+        len(hosts.agents)
     assert server["fault"]["code"] == 500
     # every host failed once (the driver's message is each try's fault), then Nova's MaxRetriesExceeded
     assert server["fault"]["message"] == ("Exceeded maximum number of retries. Exhausted all hosts available "
@@ -212,3 +210,22 @@ async def test_a_server_deleted_while_it_spawns_leaves_nothing(w: ComputeWorld) 
     assert all(sid not in d.instances for d in drivers)
     r = await w.admin.get(f"/servers/{sid}/os-instance-actions", expect=200)
     assert {a["action"] for a in r.json()["instanceActions"]} == {"create", "delete"}
+
+
+async def test_ports_get_the_security_groups_asked_for(w: ComputeWorld) -> None:
+    r = await w.neutron["member"].post("/security-groups", {"security_group": {"name": uniq("web")}})
+    assert r.status_code == 201, r.text
+    web = r.json()["security_group"]
+    sid = await boot(w, security_groups=[{"name": web["name"]}])
+    await wait_for(w["member"], sid, "ACTIVE")
+    ports = (await w.neutron["member"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"]
+    assert [p["security_groups"] for p in ports] == [[web["id"]]]
+    sid2 = await boot(w)  # none asked: the project's default group
+    await wait_for(w["member"], sid2, "ACTIVE")
+    ports = (await w.neutron["member"].get("/ports", params={"device_id": sid2}, expect=200)).json()["ports"]
+    default = (await w.neutron["member"].get("/security-groups", params={"name": "default"},
+                                             expect=200)).json()["security_groups"]
+    assert [p["security_groups"] for p in ports] == [[default[0]["id"]]]
+    for s in (sid, sid2):
+        await w["member"].delete(f"/servers/{s}", expect=204)
+        await wait_for(w["member"], s, gone=True)

@@ -261,8 +261,9 @@ class Conductor:
     # ---------------------------------------------------------------- ports
 
     async def security_group_ids(self, project_id: str, names: list[str]) -> list[str] | None:
-        """Names (or ids) of the project's security groups -> ids; None: the port's default."""
-        if not names:
+        """Names (or ids) of the project's security groups -> ids; None: the port's default (also
+        for just ``default``, which is what a port made without groups gets)."""
+        if not names or list(names) == ["default"]:
             return None
         from mcloud.network.service import Caller as NetCaller
 
@@ -351,10 +352,13 @@ class Conductor:
         records = list((inst.system_metadata or {}).get("ports") or [])
         made = [r["port_id"] for r in records if r.get("made")]
         given = [r["port_id"] for r in records if not r.get("made")]
-        if made:
+        if made:  # deleted, and forgotten by the instance, in one transaction
             async with self.compute.network.write() as session:
                 for port_id in made:
                     await self.compute.network.delete_port_internal(session, port_id)
+                if not given:
+                    await self._forget_ports(session, inst)
+                    return
         for port_id in given:
             try:
                 await self.compute.network.update_port(NetCaller.internal(), port_id, {
@@ -362,9 +366,12 @@ class Conductor:
             except Exception as exc:  # noqa: BLE001 (deleted meanwhile: nothing to unbind)
                 log.info("could not unbind port %s of %s: %s", port_id, inst.uuid, exc)
         async with self.compute.db.write() as session:
-            row = await self._row(session, inst.uuid)
-            if row is not None:
-                row.system_metadata = {k: v for k, v in (row.system_metadata or {}).items() if k != "ports"}
+            await self._forget_ports(session, inst)
+
+    async def _forget_ports(self, session: AsyncSession, inst: Instance) -> None:
+        row = await self._row(session, inst.uuid)
+        if row is not None:
+            row.system_metadata = {k: v for k, v in (row.system_metadata or {}).items() if k != "ports"}
         inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k != "ports"}
 
     # ---------------------------------------------------------------- releasing everything
