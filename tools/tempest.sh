@@ -116,8 +116,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/tools/tempest"
 TOP="$REPO/.tempest"
 VENV="$TOP/venv"
-WORK="$TOP/work"
-export XDG_CONFIG_HOME="$TOP/xdg"     # tempest init would create ~/.tempest/etc
+# MCLOUD_TEMPEST_WORK names another workspace (e.g. .tempest/work-qemu), so that two runs can
+# share the venv side by side without overwriting each other's results
+WORK="${MCLOUD_TEMPEST_WORK:-$TOP/work}"
+export XDG_CONFIG_HOME="$WORK.xdg"     # tempest init would create ~/.tempest/etc
 
 CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER="" COMPUTE_DRIVER=""
 IMAGE_FILE=""
@@ -258,8 +260,8 @@ fi
 # --- 3. workspace + tempest.conf ---------------------------------------------
 mkdir -p "$XDG_CONFIG_HOME/tempest" "$WORK"
 if [ ! -f "$WORK/.stestr.conf" ]; then
-  rm -rf "$WORK" "$TOP/workspace.yaml"
-  (cd "$TOP" && "$VENV/bin/tempest" init --workspace-path "$TOP/workspace.yaml" \
+  rm -rf "$WORK" "$WORK.yaml"
+  (cd "$TOP" && "$VENV/bin/tempest" init --workspace-path "$WORK.yaml" \
       --name mcloud "$WORK" >/dev/null 2>&1) || die "tempest init failed"
 fi
 features="$(IFS=';'; echo "${IDENTITY_FEATURES[*]}")"
