@@ -46,6 +46,9 @@ async def test_faults(w: ComputeWorld, client) -> None:
     r = await client.get("/compute/v2.1/servers", headers={"X-Auth-Token": "not-a-token"})
     assert r.status_code == 401
     assert_fault(await member.get("/no-such-thing"), 404, "itemNotFound")
+    # no redirects: a trailing slash (an empty id) is Nova's 404
+    for method, path in (("GET", "/servers/"), ("GET", "/os-simple-tenant-usage/"), ("DELETE", "/images/")):
+        assert_fault(await member.at("2.1").request(method, path), 404, "itemNotFound")
     assert_fault(await member.get("/servers/%00"), 400, "badRequest")
     assert_fault(await member.request("PATCH", "/servers"), 405, "badMethod")
     r = await member.get("/servers")

@@ -129,6 +129,12 @@ async def test_isolation(w: ComputeWorld) -> None:
     # the admin sees it with all_tenants
     listed = (await w.admin.get("/servers", params={"all_tenants": "1"}, expect=200)).json()["servers"]
     assert sid in {s["id"] for s in listed}
+    listed = (await w.admin.get("/servers", params={"all_tenants": "1", "tenant_id": w.projects["a"]},
+                                expect=200)).json()["servers"]
+    assert sid in {s["id"] for s in listed}
+    # without all_tenants Nova ignores tenant_id: the admin's own project only
+    listed = (await w.admin.get("/servers", params={"tenant_id": w.projects["a"]}, expect=200)).json()["servers"]
+    assert sid not in {s["id"] for s in listed}
     assert_fault(await w["member"].get("/servers/not-a-uuid"), 404, contains="Instance not-a-uuid could not be found.")
 
 

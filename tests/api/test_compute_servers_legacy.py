@@ -242,3 +242,28 @@ async def test_create_backup_and_restore(w: ComputeWorld) -> None:
     assert_fault(await member.action(sid, "restore", None), 409, contains="Cannot 'restore' instance")
     assert_fault(await member.action(UNKNOWN, "restore", None), 404)
     await member.delete(f"/servers/{sid}", expect=204)
+
+
+async def test_security_groups_are_the_ports(w: ComputeWorld) -> None:
+    member = w["member"]
+    sid = await boot_server(w)
+    assert (await member.get(f"/servers/{sid}", expect=200)).json()["server"]["security_groups"] == [
+        {"name": "default"}]
+    await member.action(sid, "removeSecurityGroup", {"name": "default"}, expect=202)
+    # no group left on its ports: no security_groups at all, as Nova reads them from Neutron
+    assert "security_groups" not in (await member.get(f"/servers/{sid}", expect=200)).json()["server"]
+    await member.action(sid, "addSecurityGroup", {"name": "default"}, expect=202)
+    listed = (await member.get("/servers/detail", expect=200)).json()["servers"]
+    assert next(s for s in listed if s["id"] == sid)["security_groups"] == [{"name": "default"}]
+
+
+async def test_move_destinations_must_be_hosts(w: ComputeWorld) -> None:
+    sid = await boot_server(w, networks="none")
+    admin = w.admin
+    assert_fault(await admin.action(sid, "os-migrateLive", {"host": "no-such-host", "block_migration": "auto"}), 400,
+                 contains="Compute host no-such-host could not be found.")
+    assert_fault(await admin.action(sid, "os-migrateLive", {"host": None, "block_migration": "auto", "force": True}),
+                 400, contains="Can't force to a non-provided destination")
+    assert_fault(await admin.action(sid, "migrate", {"host": "no-such-host"}), 400, contains="could not be found")
+    server = (await admin.get(f"/servers/{sid}", expect=200)).json()["server"]
+    assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None

@@ -156,6 +156,8 @@ def build(runtime: Runtime, compute: ComputeService) -> Any:
     from mcloud.compute import api_servers  # noqa: PLC0415
 
     app: FastAPI = service_app("mCloud Compute v2.1", runtime=runtime, compute=compute)
+    # Nova's router has no redirects: "/os-simple-tenant-usage/" (an empty id) is a 404, not a 307
+    app.router.redirect_slashes = False
     # compute's namespace of the enforcer; Caller.network_caller() reaches network's through it
     app.state.root_policy = runtime.policy
     install_fault_handlers(app, render_fault, www_authenticate=lambda request: (

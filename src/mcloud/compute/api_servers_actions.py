@@ -396,6 +396,15 @@ async def _unshelve(request: Request, caller: Caller, servers: Any, session: Any
     await start_action(servers, session, caller, inst, "unshelve", params)
 
 
+async def _known_host(servers: Any, session: Any, host: str, not_found: type[APIError] = BadRequest,
+                      message: str = "Compute host {host} could not be found.") -> None:
+    """A destination the caller names must be a registered compute host (Nova's
+    ComputeHostNotFound: 400 for migrations, 404 "Compute host X not found." for evacuate)."""
+    node_of = getattr(servers.compute.hosts, "node_of", None)
+    if node_of is not None and await node_of(session, host) is None:
+        raise not_found(message.format(host=host))
+
+
 async def _migrate(request: Request, caller: Caller, servers: Any, session: Any, inst: m.Instance, value: Any) -> None:
     caller.authorize("os_compute_api:os-migrate-server:migrate", _target(inst))
     params: dict[str, Any] = {}
@@ -406,6 +415,9 @@ async def _migrate(request: Request, caller: Caller, servers: Any, session: Any,
             if not caller.at(2, 56):
                 raise BadRequest("Additional properties are not allowed ('host' was unexpected)")
             caller.authorize("os_compute_api:os-migrate-server:migrate:host", _target(inst))
+            await _known_host(servers, session, value["host"])
+            if value["host"] == inst.host:
+                raise BadRequest("The target host can't be the same one.")
             params["host"] = value["host"]
     await start_action(servers, session, caller, inst, "migrate", params)
 
@@ -416,8 +428,11 @@ async def _live_migrate(request: Request, caller: Caller, servers: Any, session:
         "host": {"type": ["string", "null"]}, "block_migration": {"oneOf": [sc.BOOLEAN, {"enum": ["auto"]}]},
         "disk_over_commit": sc.BOOLEAN, "force": sc.BOOLEAN}, "required": ["host"], "additionalProperties": True})
     caller.authorize("os_compute_api:os-migrate-server:migrate_live", _target(inst))
+    if sc.as_bool(value.get("force", False)) and not value.get("host"):
+        raise BadRequest("Can't force to a non-provided destination")
     if value.get("host"):
         caller.authorize("os_compute_api:os-migrate-server:migrate_live:host", _target(inst))
+        await _known_host(servers, session, value["host"])
     await start_action(servers, session, caller, inst, "os-migrateLive", {
         "host": value.get("host"), "block_migration": value.get("block_migration", "auto"),
         "force": sc.as_bool(value.get("force", False))}, shown="os-migrateLive")
@@ -436,6 +451,10 @@ async def _evacuate(request: Request, caller: Caller, servers: Any, session: Any
         state = hosts.get(inst.host)
         if state is not None and getattr(state, "up", False) and not getattr(state, "forced_down", False):
             raise Conflict(f"Compute service of {inst.host} is still in use.")
+    if sc.as_bool(value.get("force", False)) and not value.get("host"):
+        raise BadRequest("Can't force to a non-provided destination")
+    if value.get("host"):
+        await _known_host(servers, session, value["host"], NotFound, "Compute host {host} not found.")
     if value.get("host") and value["host"] == inst.host:
         raise BadRequest("The target host can't be the same one.")
     password = value.get("adminPass") or uuidlib.uuid4().hex[:12]

@@ -206,10 +206,36 @@ class Servers:
                 group = await group_of(session, inst.uuid)
                 out[inst.uuid]["server_groups"] = [group.id] if group is not None else []
         if addresses:
-            addrs, _ = await self.addresses_of(uuids)
+            addrs, ports = await self.addresses_of(uuids)
             for uuid, value in addrs.items():
                 out[uuid]["addresses"] = value
+            await self._port_groups(out, ports)
         return out
+
+    async def _port_groups(self, out: dict[str, dict[str, Any]], ports: dict[str, list[dict[str, Any]]]) -> None:
+        """Nova's security_groups of a server: the names of its ports' groups (none without
+        ports or groups: no ``security_groups`` then), as Nova reads them from Neutron."""
+        ids = sorted({g for ps in ports.values() for p in ps for g in p.get("security_groups") or []})
+        names: dict[str, str] = {}
+        l3 = getattr(self.compute.network, "l3", None)
+        if ids and l3 is not None:
+            from mcloud.network.service import Caller as NetworkCaller  # noqa: PLC0415
+
+            page = await l3.list_security_groups(NetworkCaller.internal(), {"id": ids})
+            names = {g["id"]: g["name"] for g in page.items}
+        for uuid, server_ports in ports.items():
+            if uuid not in out:
+                continue
+            groups: list[str] = []
+            for port in server_ports:
+                for gid in port.get("security_groups") or []:
+                    name = names.get(gid, gid)
+                    if name not in groups:
+                        groups.append(name)
+            if groups:
+                out[uuid]["security_groups"] = groups
+            elif server_ports:
+                out[uuid].pop("security_groups", None)
 
     async def render(self, caller: Caller, base: str, insts: Sequence[m.Instance],
                      session: AsyncSession | None = None, mode: str = "show") -> list[dict[str, Any]]:
@@ -247,10 +273,8 @@ class Servers:
                              else "os_compute_api:servers:index:get_all_tenants")
         project = one.get("project_id") or one.get("tenant_id")
         if not all_tenants or not caller.is_admin:
-            if caller.is_admin and project:
-                conds.append(m.Instance.project_id == project)
-            else:
-                conds.append(m.Instance.project_id == caller.project_id)
+            # Nova (lp:#1185290): without all_tenants, tenant_id/project_id are ignored: one's own project
+            conds.append(m.Instance.project_id == caller.project_id)
         elif project:
             conds.append(m.Instance.project_id == project)
         f = {k: v for k, v in one.items() if k in allowed}
