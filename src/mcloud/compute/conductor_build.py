@@ -39,6 +39,7 @@ class Build:
         self.req = BuildRequest.from_payload(ctx.payload.get("request") or {})
         self.rid = self.req.request_id
         self.open_event: str | None = None
+        self.group_view: Any = None  # the server group as this attempt's scheduling read it
 
     # ---------------------------------------------------------------- the whole build
 
@@ -105,7 +106,7 @@ class Build:
             allocs = await self.compute.scheduler.allocations_of(self.uuid)
             if rp and rp in allocs:
                 return Selection(inst.host, inst.node, rp, allocs)
-        group = await self.group()
+        group = self.group_view = await self.group()
         spec = RequestSpec(instance_uuid=self.uuid, project_id=inst.project_id, user_id=inst.user_id,
                            flavor=self.req.flavor or inst.flavor, image=self.req.image or {},
                            availability_zone=self.req.availability_zone, group=group, hints=self.req.hints or {},
@@ -129,9 +130,9 @@ class Build:
         """Write host, node and zone, after the server group's late check (Nova's
         ``_validate_instance_group_policy``): the members' rows are locked, so two members
         placed at once see each other."""
-        group = await self.group() if self.req.group_id else None
+        group = self.group_view if self.group_view is not None else await self.group()
         members = sorted(set(getattr(group, "members", None) or []) | {self.uuid})
-        zone = inst.availability_zone
+        zone = inst.availability_zone or sel.zone
         if not zone:
             async with self.compute.db.read() as session:
                 states = await self.compute.hosts.candidates_state(session)

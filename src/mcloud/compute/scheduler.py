@@ -86,6 +86,7 @@ class Selection:
     provider_uuid: str
     allocations: dict[str, dict[str, int]]  # provider uuid -> class -> amount
     weight: float = 0.0
+    zone: str | None = None  # the host's availability zone
 
 
 @dataclasses.dataclass
@@ -431,7 +432,7 @@ class Scheduler:
                 add([-c for c in counts], self.soft_anti_affinity_weight_multiplier)
         order = sorted(range(len(hosts)), key=lambda i: (-totals[i], hosts[i].name))
         return [Selection(hosts[i].name, getattr(hosts[i].state, "node", None), hosts[i].provider_uuid,
-                          hosts[i].allocations, totals[i]) for i in order]
+                          hosts[i].allocations, totals[i], getattr(hosts[i].state, "az", None)) for i in order]
 
     # ---------------------------------------------------------------- claims
 
