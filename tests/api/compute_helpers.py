@@ -160,6 +160,15 @@ async def boot_server(w: ComputeWorld, who: str = "member", **fields: Any) -> st
     return sid
 
 
+async def remove_hosts(w: ComputeWorld, hosts: list[str]) -> None:
+    """Delete the compute services (and their nodes and providers) of hosts a test registered with
+    no agent behind them: left "up" in a shared cloud, they would draw later modules' servers."""
+    services = (await w.admin.at("2.53").get("/os-services?binary=nova-compute", expect=200)).json()["services"]
+    for svc in services:
+        if svc["host"] in hosts:
+            await w.admin.at("2.53").delete(f"/os-services/{svc['id']}", expect=204)
+
+
 @contextlib.asynccontextmanager
 async def compute_world(cloud: Any) -> AsyncIterator[ComputeWorld]:
     async with admin_keystone(cloud) as (ks, admin_id):
@@ -183,4 +192,5 @@ async def compute_world(cloud: Any) -> AsyncIterator[ComputeWorld]:
         yield world
 
 
-__all__ = ["V21", "ComputeWorld", "Nova", "assert_fault", "boot_server", "compute_world", "uniq", "wait_for"]
+__all__ = ["V21", "ComputeWorld", "Nova", "assert_fault", "boot_server", "compute_world", "remove_hosts", "uniq",
+           "wait_for"]

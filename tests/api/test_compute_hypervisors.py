@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from mcloud.compute.drivers import fake
 from mcloud.compute.models import Instance
-from tests.api.compute_helpers import ComputeWorld, assert_fault, compute_world, uniq
+from tests.api.compute_helpers import ComputeWorld, assert_fault, compute_world, remove_hosts, uniq
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -33,6 +33,7 @@ async def w(cloud) -> AsyncIterator[ComputeWorld]:
         yield world
         async with world.cloud.db.write() as session:
             await session.execute(sa.update(Instance).where(Instance.uuid == world.server).values(deleted=True))  # type: ignore[attr-defined]
+        await remove_hosts(world, [world.hv])  # type: ignore[attr-defined]
 
 
 async def test_list_and_detail(w):

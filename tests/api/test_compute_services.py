@@ -11,20 +11,23 @@ import pytest
 import pytest_asyncio
 
 from mcloud.compute.drivers import fake
-from tests.api.compute_helpers import ComputeWorld, assert_fault, compute_world, uniq
+from tests.api.compute_helpers import ComputeWorld, assert_fault, compute_world, remove_hosts, uniq
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def w(cloud) -> AsyncIterator[ComputeWorld]:
     async with compute_world(cloud) as world:
         await world.admin.get("/os-services", expect=200)  # starts compute (the local host)
+        world.extra_hosts = []  # type: ignore[attr-defined]
         yield world
+        await remove_hosts(world, world.extra_hosts)  # type: ignore[attr-defined]
 
 
 async def extra_host(w: ComputeWorld) -> str:
     name = uniq("cn")
     driver = fake.create({}, w.cloud.config.data_dir, hostname=name)
     await w.cloud.compute.hosts.register(name, driver.host_info(), transport="http")
+    w.extra_hosts.append(name)  # type: ignore[attr-defined]
     return name
 
 
