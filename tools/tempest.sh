@@ -28,6 +28,8 @@
 #                       ([network] driver: auto, ovn, fake; default auto)
 #   --compute-driver D  with --start: the hypervisor driver of mcloud up
 #                       ([compute] driver: auto, qemu, fake; default auto)
+#   --compute-hosts N   with --start and the fake driver: N simulated compute hosts
+#                       ([compute.fake] hosts; Tempest's multinode tests run from 2)
 #   --image-file FILE   the bootable qcow2 Tempest's servers boot (nova; default:
 #                       an empty qcow2, enough for the fake driver)
 #   --conf-extra FILE   ini file merged over the generated tempest.conf
@@ -122,6 +124,7 @@ WORK="${MCLOUD_TEMPEST_WORK:-$TOP/work}"
 export XDG_CONFIG_HOME="$WORK.xdg"     # tempest init would create ~/.tempest/etc
 
 CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER="" COMPUTE_DRIVER=""
+COMPUTE_HOSTS=""
 IMAGE_FILE=""
 LIST_ONLY=0 REINSTALL=0
 LOAD_LISTS=() REGEXES=() EXCLUDES=() EXTRA_CONF=() PLUGINS=()
@@ -141,6 +144,7 @@ while [ $# -gt 0 ]; do
     --conf-extra) EXTRA_CONF+=("$(realpath "$2")"); shift 2 ;;
     --network-driver) NETWORK_DRIVER="$2"; shift 2 ;;
     --compute-driver) COMPUTE_DRIVER="$2"; shift 2 ;;
+    --compute-hosts) COMPUTE_HOSTS="$2"; shift 2 ;;
     --image-file) IMAGE_FILE="$(realpath "$2")"; shift 2 ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
     --list) LIST_ONLY=1; shift ;;
@@ -171,7 +175,7 @@ fi
 PY="$VENV/bin/python"
 
 # --- 2. optionally start mcloud ---------------------------------------------
-MCLOUD_PID="" TMP_CLOUD_DIR="" HTTP_PID="" HTTP_URL=""
+MCLOUD_PID="" TMP_CLOUD_DIR="" HTTP_PID="" HTTP_URL="" VNC_PID=""
 with_glance=0
 case ",$SERVICES," in *,glance,*|*,catalog,*) with_glance=1 ;; esac
 with_neutron=0
@@ -183,6 +187,7 @@ case ",$SERVICES," in *,nova,*|*,catalog,*) with_nova=1 ;; esac
 cleanup() {
   local status=$?
   if [ -n "$HTTP_PID" ]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
+  if [ -n "$VNC_PID" ]; then kill "$VNC_PID" 2>/dev/null || true; wait "$VNC_PID" 2>/dev/null || true; fi
   if [ -n "$MCLOUD_PID" ] && kill -0 "$MCLOUD_PID" 2>/dev/null; then
     kill "$MCLOUD_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$MCLOUD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -236,6 +241,20 @@ PYEOF
       printf '[image]\nstores = ["file", "file2"]\ndefault_store = "file"\n\n[image.backends.file2]\ndriver = "file"\ndescription = "A second file store (Tempest multi-store tests)"\n' \
         > "$CLOUD_DIR/mcloud.toml"
     fi
+  fi
+  if [ "$with_nova" = 1 ] && [ "$COMPUTE_DRIVER" = fake ] && ! grep -q '^\[compute.fake\]' "$CLOUD_DIR/mcloud.toml" 2>/dev/null; then
+    # the fake hypervisor's guests have no screen: a tiny VNC server (tests/rfb.py) stands in
+    # for them, so that console URLs and the noVNC proxy's RFB relay are really exercised
+    (cd "$REPO" && exec "$REPO/.venv/bin/python" -c 'import sys, time
+from tests.rfb import TinyVnc
+vnc = TinyVnc("mcloud-fake-guest"); print(vnc.port, flush=True); time.sleep(10 ** 9)' \
+      >"$CLOUD_DIR/vnc-standin.port" 2>"$CLOUD_DIR/vnc-standin.log") &
+    VNC_PID=$!
+    for _ in $(seq 50); do [ -s "$CLOUD_DIR/vnc-standin.port" ] && break; sleep 0.1; done
+    [ -s "$CLOUD_DIR/vnc-standin.port" ] || die "the VNC stand-in did not start ($CLOUD_DIR/vnc-standin.log)"
+    printf '\n[compute.fake]\nvnc_port = %s\n%s' "$(cat "$CLOUD_DIR/vnc-standin.port")" \
+      "${COMPUTE_HOSTS:+hosts = $COMPUTE_HOSTS
+}" >> "$CLOUD_DIR/mcloud.toml"
   fi
   echo "tempest.sh: starting mcloud up on 127.0.0.1:$PORT (data dir $CLOUD_DIR, log $LOG)" >&2
   "$MCLOUD" up --host 127.0.0.1 --port "$PORT" --data-dir "$CLOUD_DIR" >"$LOG" 2>&1 &

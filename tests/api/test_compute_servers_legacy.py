@@ -267,3 +267,38 @@ async def test_move_destinations_must_be_hosts(w: ComputeWorld) -> None:
     assert_fault(await admin.action(sid, "migrate", {"host": "no-such-host"}), 400, contains="could not be found")
     server = (await admin.get(f"/servers/{sid}", expect=200)).json()["server"]
     assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None
+
+
+async def test_pinned_zone_update(w: ComputeWorld) -> None:
+    member = w["member"]
+    sid = await boot_server(w, networks="none", availability_zone="nova")
+    assert (await member.get(f"/servers/{sid}", expect=200)).json()["server"]["pinned_availability_zone"] == "nova"
+    assert_fault(await member.at("2.103").put(f"/servers/{sid}", {"server": {"pinned_availability_zone": None}}), 400)
+    assert_fault(await member.put(f"/servers/{sid}", {"server": {"pinned_availability_zone": "elsewhere"}}), 409,
+                 contains="Unpin first")
+    updated = (await member.put(f"/servers/{sid}", {"server": {"pinned_availability_zone": None}},
+                                expect=200)).json()["server"]
+    assert updated["pinned_availability_zone"] is None
+    await member.put(f"/servers/{sid}", {"server": {"pinned_availability_zone": None}}, expect=200)
+    assert_fault(await member.put(f"/servers/{sid}", {"server": {"pinned_availability_zone": "elsewhere"}}), 409,
+                 contains="current availability zone 'nova'")
+    updated = (await member.put(f"/servers/{sid}", {"server": {"pinned_availability_zone": "nova"}},
+                                expect=200)).json()["server"]
+    assert updated["pinned_availability_zone"] == "nova"
+    assert (await member.get(f"/servers/{sid}", expect=200)).json()["server"]["pinned_availability_zone"] == "nova"
+
+
+async def test_disk_config_follows_rebuild_and_resize(w: ComputeWorld) -> None:
+    member = w["member"]
+    sid = await boot_server(w, networks="none")
+    assert (await member.get(f"/servers/{sid}", expect=200)).json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
+    r = await member.action(sid, "rebuild", {"imageRef": w.image_id, "OS-DCF:diskConfig": "AUTO"}, expect=202)
+    assert r.json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+    await wait_for(member, sid, "ACTIVE")
+    assert (await member.get(f"/servers/{sid}", expect=200)).json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+    flavor = (await w.admin.post("/flavors", {"flavor": {"name": uniq("f"), "vcpus": 1, "ram": 512, "disk": 2}},
+                                 expect=200)).json()["flavor"]["id"]
+    await member.action(sid, "resize", {"flavorRef": flavor, "OS-DCF:diskConfig": "MANUAL"}, expect=202)
+    server = await wait_for(member, sid, "VERIFY_RESIZE")
+    assert server["OS-DCF:diskConfig"] == "MANUAL"
+    await member.action(sid, "confirmResize", None, expect=204)

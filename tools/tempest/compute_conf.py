@@ -44,6 +44,7 @@ FEATURES = {
     "config_drive": "true",
     "enable_instance_password": "true",
     "vnc_console": "true",
+    "disk_config": "true",
     # not built: the metadata service (169.254.169.254; guests read the config drive), password
     # change (needs a guest agent), personality files (gone at 2.57), serial and SPICE consoles,
     # IDE disks, volumes (issue 6: encrypted, swap, multiattach, volume-backed live migration)
@@ -58,7 +59,6 @@ FEATURES = {
     "volume_multiattach": "false",
     "volume_backed_live_migration": "false",
     "stable_rescue": "false",
-    "disk_config": "false",
 }
 
 
@@ -154,20 +154,23 @@ def main():
 
     _, version = call("GET", compute_url + "/", token)
     max_version = version["version"]["version"]
+    # multinode tests (migrations, host affinity) run when the cloud has that many compute hosts up
+    _, services = call("GET", compute_url + "/os-services?binary=nova-compute", token)
+    hosts = sum(1 for s in services["services"] if s["state"] == "up" and s["status"] == "enabled")
 
     conf = configparser.ConfigParser()
     conf["compute"] = {
         "image_ref": image, "image_ref_alt": image_alt,
         "flavor_ref": flavors[0]["id"], "flavor_ref_alt": flavors[1]["id"],
-        "min_compute_nodes": "1", "max_microversion": max_version,
+        "min_compute_nodes": str(max(1, hosts)), "max_microversion": max_version,
         "build_timeout": "120", "build_interval": "1",
     }
     conf["compute-feature-enabled"] = FEATURES
     conf["validation"] = {"run_validation": "false"}
     with open(a.out, "w") as f:
         conf.write(f)
-    print("compute_conf: wrote %s (image %s, flavors %s/%s, max microversion %s)"
-          % (a.out, image, flavors[0]["id"], flavors[1]["id"], max_version))
+    print("compute_conf: wrote %s (image %s, flavors %s/%s, max microversion %s, %d compute hosts)"
+          % (a.out, image, flavors[0]["id"], flavors[1]["id"], max_version, hosts))
 
 
 if __name__ == "__main__":

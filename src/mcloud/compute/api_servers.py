@@ -46,7 +46,8 @@ UPDATE = {"type": "object", "properties": {"server": {
         "name": sc.NAME, "description": sc.DESCRIPTION, "accessIPv4": {"oneOf": [sc.ACCESS_IPV4,
                                                                                   {"type": "string", "maxLength": 0}]},
         "accessIPv6": {"oneOf": [sc.ACCESS_IPV6, {"type": "string", "maxLength": 0}]},
-        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]}, "hostname": sc.FQDN},
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]}, "hostname": sc.FQDN,
+        "pinned_availability_zone": {"oneOf": [sc.NAME, {"type": "null"}]}},
     "additionalProperties": False}}, "required": ["server"], "additionalProperties": False}
 
 
@@ -80,8 +81,10 @@ async def update_server(request: Request, server_id: str) -> Response:
     body = await body_of(request)
     if isinstance(body, dict) and isinstance(body.get("server"), dict):
         server = body["server"]
-        if "description" in server and not caller.at(2, 19) or "hostname" in server and not caller.at(2, 90):
-            key = "description" if "description" in server and not caller.at(2, 19) else "hostname"
+        gated = [k for k, since in (("description", (2, 19)), ("hostname", (2, 90)),
+                                    ("pinned_availability_zone", (2, 104))) if k in server and not caller.at(*since)]
+        if gated:
+            key = gated[0]
             raise BadRequest(f"Invalid input for field/attribute server. Value: {server}. "
                              f"Additional properties are not allowed ('{key}' was unexpected)")
     sc.validate(body, UPDATE)

@@ -244,6 +244,8 @@ async def _resize(request: Request, caller: Caller, servers: Any, session: Any, 
         if any(deltas.values()):
             await check(session, inst.project_id, inst.user_id, deltas)
     inst.new_flavor = flavor
+    if "OS-DCF:diskConfig" in value:
+        inst.system_metadata = {**(inst.system_metadata or {}), "disk_config": value["OS-DCF:diskConfig"]}
     await start_action(servers, session, caller, inst, "resize", {"flavor": flavor}, check_lock=False)
 
 
@@ -284,6 +286,8 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
     sysmeta["image_properties"] = dict(view.properties)
     sysmeta.update({"image_disk_format": image.disk_format or "", "image_min_disk": str(image.min_disk or 0),
                     "image_min_ram": str(image.min_ram or 0), "image_base_image_ref": image_ref})
+    if "OS-DCF:diskConfig" in value:
+        sysmeta["disk_config"] = value["OS-DCF:diskConfig"]
     inst.system_metadata = sysmeta
     password = value.get("adminPass") or uuidlib.uuid4().hex[:12]
     await start_action(servers, session, caller, inst, "rebuild", {

@@ -417,12 +417,32 @@ class Servers:
                 inst.hostname = body["hostname"]
             if "OS-DCF:diskConfig" in body:
                 inst.system_metadata = {**(inst.system_metadata or {}), "disk_config": body["OS-DCF:diskConfig"]}
+            if "pinned_availability_zone" in body:
+                self._pin_zone(inst, body["pinned_availability_zone"])
             inst.updated_at = m.now()
             await session.flush()
             extras = await self.extras(session, [inst], addresses=False, groups=caller.at(2, 71))
-        addrs, _ = await self.addresses_of([inst.uuid])
+        addrs, ports = await self.addresses_of([inst.uuid])
         extras[inst.uuid]["addresses"] = addrs[inst.uuid]
+        await self._port_groups(extras, ports)
         return views.detail(caller, base, inst, extras[inst.uuid], "update")
+
+    @staticmethod
+    def _pin_zone(inst: m.Instance, wanted: str | None) -> None:
+        """2.104: unpin (None) or pin the server to the zone it is in (Nova's 409s otherwise); the
+        pinned zone is the one moves must stay in (the requested zone of its request spec)."""
+        current = inst.requested_availability_zone
+        if wanted is None:
+            inst.requested_availability_zone = None
+        elif current is not None:
+            if wanted != current:
+                raise Conflict("Cannot change pinned availability zone directly. Unpin first by setting "
+                               "pinned_availability_zone to null.")
+        elif wanted != (inst.availability_zone or ""):
+            raise Conflict(f"Server can only be pinned to its current availability zone '{inst.availability_zone}', "
+                           f"but '{wanted}' was requested.")
+        else:
+            inst.requested_availability_zone = wanted
 
     async def delete(self, caller: Caller, server_id: str, action: str = "delete") -> None:
         """DELETE /servers/{id} (and forceDelete): refused when locked (409); the host's part is the
