@@ -45,6 +45,10 @@ FEATURES = {
     "enable_instance_password": "true",
     "vnc_console": "true",
     "disk_config": "true",
+    # the filters compute/scheduler.py implements (Tempest gates the same/different host hints on them)
+    "scheduler_enabled_filters": "ComputeFilter,AvailabilityZoneFilter,ImagePropertiesFilter,"
+                                 "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,"
+                                 "DifferentHostFilter,AggregateInstanceExtraSpecsFilter",
     # not built: the metadata service (169.254.169.254; guests read the config drive), password
     # change (needs a guest agent), personality files (gone at 2.57), serial and SPICE consoles,
     # IDE disks, volumes (issue 6: encrypted, swap, multiattach, volume-backed live migration)
