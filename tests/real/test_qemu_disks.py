@@ -82,6 +82,9 @@ async def test_rebuild_gives_a_fresh_disk_and_rescue_boots_another_with_the_own_
     assert seen.boot_count == 1 and seen.disks["vda"] == 48 << 20 and seen.disks["vdb"] == GIB
     await d.unrescue(rebuilt)
     assert await d.power_state(spec.uuid) == states.RUNNING
+    # the rescue boot was cut short (a hard stop): the own disk boots again, first, on its second boot
+    seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 4 and s.ready)
+    assert seen.boot_count == 2 and seen.disks["vda"] == GIB and seen.user_data == "second"
     machine = json.loads((guests.root / "instances" / spec.uuid / "machine.json").read_text())
     assert machine["rescue"] is False
     assert not (guests.root / "instances" / spec.uuid / "disk.rescue").exists()

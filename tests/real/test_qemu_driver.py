@@ -18,7 +18,8 @@ from tests.qemu import GUEST_MB, gone, make_spec, module_guests, rss_kib, tiny, 
 
 pytestmark = pytest.mark.real
 
-USER_DATA = "#!/bin/sh\necho the user data ran on $(hostname)\n"
+#: the script sleeps first, so that a hard reboot right after ``ready`` cuts it short
+USER_DATA = "#!/bin/sh\nsleep 4\necho the user data ran on $(hostname)\n"
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +128,11 @@ async def test_soft_reboot_goes_through_the_guests_own_power_off(guests, guest):
 
 async def test_hard_reboot_restarts_without_asking(guests, guest):
     d = guests.driver
-    await wait_console(d, guest.uuid, lambda s: s.ready)
+    # while the user-data script still runs: a boot cut short anywhere must not hide the next one
+    await wait_console(d, guest.uuid, lambda s: s.boots_seen == 3 and s.script_output is not None)
     old_pid = guests.pids()[0]
     await d.reboot(guest.uuid, hard=True)
-    assert guests.pids() != [old_pid]
+    assert guests.pids() != [old_pid] and gone(old_pid)
     seen = await wait_console(d, guest.uuid, lambda s: s.boots_seen == 4 and s.booted)
     assert seen.boot_count == 4
     third_boot = (await d.console_output(guest.uuid)).split("mcloud-tiny: starting")[3]

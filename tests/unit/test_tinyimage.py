@@ -156,3 +156,56 @@ def test_the_cache_key_changes_with_what_goes_in(tmp_path, monkeypatch):
     assert data["etc/modules"][1] == b"virtio\n"
     assert data["lib/modules/virtio.ko"][1] == b"another build"
     assert data["init"][0] == 0o100755 and data["bin/sh"][1] == b"busybox"
+
+
+# A hard reboot seen in a real run (TCG, a loaded machine): the third boot was cut short while its
+# user-data script ran, the second boot heard the power button in the middle of its script.
+def _boot(n: int, user_data: str = "") -> str:
+    return (f"mcloud-tiny: starting, kernel 6.1.0-56-cloud-amd64\n"
+            f"mcloud-tiny: disks vda=1073741824 vdb=497664; boot {n}\n"
+            f"mcloud-tiny: booted instance 026ac888-9f73-4f09-b2c4-5da6a6810bba\n{user_data}"
+            "mcloud-tiny: ready\n")
+
+
+USER_DATA = ("mcloud-tiny: user-data begin\n#!/bin/sh\necho the user data ran on $(hostname)\n"
+             "mcloud-tiny: user-data end\n")
+CUT_SHORT = (_boot(2) + """\
+mcloud-tiny: power button
+mcloud-tiny: user-data script begin
+mcloud-tiny: powering off
+the user data ran on vm-026ac888
+mcloud-tiny: user-data script exit 0
+The system is going down NOW!
+[    7.912625] reboot: Power down
+""" + _boot(3, USER_DATA) + "mcloud-tiny: user-data script begin\n" + _boot(4, USER_DATA) + """\
+mcloud-tiny: user-data script begin
+the user data ran on vm-026ac888
+mcloud-tiny: user-data script exit 0
+""")
+
+
+def test_a_boot_cut_short_in_its_script_does_not_hide_the_next_one():
+    seen = parse_console(CUT_SHORT)
+    assert seen.boots_seen == 3 and seen.boot_count == 4 and seen.booted and seen.ready
+    assert seen.script_output == "the user data ran on vm-026ac888" and seen.script_exit == 0
+    # while the fourth boot's script still runs, its start is seen all the same
+    running = parse_console(CUT_SHORT.rsplit("the user data ran", 1)[0])
+    assert running.boots_seen == 3 and running.boot_count == 4 and running.script_output == ""
+    assert running.script_exit is None
+
+
+def test_a_boot_cut_short_in_its_user_data_does_not_hide_the_next_one():
+    text = CUT_SHORT.replace("echo the user data ran on $(hostname)\nmcloud-tiny: user-data end\n"
+                             "mcloud-tiny: ready\nmcloud-tiny: user-data script begin\nmcloud-tiny: starting",
+                             "echo the user da\nmcloud-tiny: starting", 1)
+    seen = parse_console(text)
+    assert seen.boots_seen == 3 and seen.boot_count == 4 and seen.ready
+    assert seen.user_data == "#!/bin/sh\necho the user data ran on $(hostname)"
+    third = parse_console(text.rsplit("mcloud-tiny: starting", 1)[0])
+    assert third.boot_count == 3 and third.user_data == "#!/bin/sh\necho the user da" and not third.ready
+
+
+def test_guest_events_during_the_script_are_not_its_output():
+    second = parse_console(CUT_SHORT.split("[    7.9")[0])
+    assert second.powering_off and second.boot_count == 2
+    assert second.script_output == "the user data ran on vm-026ac888" and second.script_exit == 0

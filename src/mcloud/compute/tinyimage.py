@@ -45,6 +45,7 @@ from mcloud.compute import tinyimage_guest as guest
 #: bump when the way the image is put together changes (it is part of the cache key)
 BUILDER_VERSION = "1"
 
+BOOT_START = "mcloud-tiny: starting"
 MARKER_BOOTED = "mcloud-tiny: booted instance "
 USER_DATA_BEGIN = "mcloud-tiny: user-data begin"
 USER_DATA_END = "mcloud-tiny: user-data end"
@@ -376,43 +377,61 @@ class GuestConsole:
 
 _LEASE = re.compile(r"^mcloud-tiny: (\S+) lease (\S+) mac (\S+)")
 _DISKS = re.compile(r"^mcloud-tiny: disks(.*); boot (\d+)")
+#: lines the guest's own processes print while a user-data script runs (they are not its output)
+_GUEST_EVENTS = re.compile(r"^mcloud-tiny: (power button|powering off|\S+ lease |\S+ plugged$|\S+ unplugged$)")
 
 
 def parse_console(text: str) -> GuestConsole:
-    """Read a tiny guest's console log (the whole of it: the last boot wins)."""
+    """Read a tiny guest's console log (the whole of it: the last boot wins).
+
+    A boot can end anywhere (a hard reboot, a power-off that timed out): in the middle of its
+    user data or of its user-data script. The next boot's ``starting`` line ends whatever block
+    was open, so the framing lines a cut-short boot never printed are not looked for in the
+    boots after it."""
     seen = GuestConsole()
+    block: str | None = None  # "user-data" or "script": inside the lines between framing markers
+    body: list[str] = []
     # a marker may follow other bytes on its line: the firmware's screen-clearing escapes, or
     # half a line of a boot that was cut short by a hard reset
-    lines = [_from_marker(line.rstrip("\r")) for line in text.splitlines()]
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("mcloud-tiny: starting"):
+    for raw in text.splitlines():
+        line = _from_marker(raw.rstrip("\r"))
+        if line.startswith(BOOT_START):
             seen = GuestConsole(boots_seen=seen.boots_seen + 1)
-        elif (m := _DISKS.match(line)) is not None:
+            block, body = None, []
+            continue
+        if block == "user-data":
+            if line == USER_DATA_END:
+                block = None
+            else:
+                body.append(raw.rstrip("\r"))
+                seen.user_data = "\n".join(body)
+            continue
+        if block == "script":
+            if line.startswith(SCRIPT_EXIT):
+                seen.script_exit = int(line[len(SCRIPT_EXIT):].strip())
+                block = None
+                continue
+            if not _GUEST_EVENTS.match(line):
+                body.append(raw.rstrip("\r"))
+                seen.script_output = "\n".join(body)
+                continue
+        if (m := _DISKS.match(line)) is not None:
             seen.boot_count = int(m.group(2))
             seen.disks = {k: int(v) for k, v in (d.split("=") for d in m.group(1).split())}
         elif line.startswith(MARKER_BOOTED):
             seen.booted = True
             seen.uuid = line[len(MARKER_BOOTED):].strip()
         elif line == USER_DATA_BEGIN:
-            end = _find(lines, USER_DATA_END, i + 1)
-            seen.user_data = "\n".join(lines[i + 1:end])
-            i = end
+            block, body, seen.user_data = "user-data", [], ""
         elif (m := _LEASE.match(line)) is not None:
             seen.leases[m.group(1)] = m.group(2)
             seen.macs[m.group(1)] = m.group(3)
         elif line == READY:
             seen.ready = True
         elif line == SCRIPT_BEGIN:
-            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith(SCRIPT_EXIT)), len(lines))
-            seen.script_output = "\n".join(lines[i + 1:end])
-            if end < len(lines):
-                seen.script_exit = int(lines[end][len(SCRIPT_EXIT):].strip())
-            i = end
+            block, body, seen.script_output = "script", [], ""
         elif line == POWERING_OFF:
             seen.powering_off = True
-        i += 1
     return seen
 
 
@@ -420,6 +439,3 @@ def _from_marker(line: str) -> str:
     at = line.find("mcloud-tiny: ")
     return line[at:] if at > 0 else line
 
-
-def _find(lines: list[str], marker: str, start: int) -> int:
-    return next((j for j in range(start, len(lines)) if lines[j] == marker), len(lines))

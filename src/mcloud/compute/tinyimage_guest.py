@@ -5,7 +5,8 @@ The guest is a Debian kernel and a busybox userland living entirely in its initr
 hands over to busybox ``init``, whose ``sysinit`` is ``/etc/rc``:
 
 1. load the kernel modules (virtio, its disk and NIC drivers, ISO 9660, FAT, ACPI button, evdev),
-   in dependency order, and wait for ``/dev/vda``;
+   in dependency order, start ``acpid`` (the power button is heard from then on: busybox init
+   powers off once this script ends), and wait for ``/dev/vda``;
 2. count the boot on its own disk (``/boots`` on the FAT root disk labelled ``MCLOUDTINY``),
    so that tests can tell a disk that lived on from a fresh one;
 3. mount the config drive (ISO 9660 labelled ``config-2``), print the boot marker with the
@@ -53,6 +54,8 @@ say "starting, kernel $(uname -r)"
 for m in $(cat /etc/modules); do
   insmod "/lib/modules/$m.ko" 2>/dev/null || say "module $m did not load"
 done
+# the power button works from here on (init acts on it once this script is done)
+acpid -c /etc/acpi -l /dev/null
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 
@@ -101,9 +104,6 @@ if [ -f "$latest/user_data" ]; then
   [ -n "$(tail -c 1 "$latest/user_data")" ] && echo
   say "user-data end"
 fi
-
-# the power button
-acpid -c /etc/acpi -l /dev/null
 
 # every NIC, DHCP on all at once; NICs plugged later get the same (/etc/hotplug)
 ip link set lo up

@@ -238,11 +238,10 @@ class QemuDriver:
         p = self._paths(uuid)
         try:
             pid = int(p.pid.read_text().strip())
-            stat = Path(f"/proc/{pid}/stat").read_text()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X") or uuid.encode() not in cmdline:
+        if _started(pid) is None or uuid.encode() not in cmdline:
             return None
         return pid
 
@@ -259,31 +258,32 @@ class QemuDriver:
         tmp.write_text(json.dumps(dataclasses.asdict(machine), indent=1))
         tmp.replace(p.machine)
 
-    async def _wait_gone(self, uuid: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._pid(uuid) is not None:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
+    def _process(self, uuid: str) -> tuple[int, str] | None:
+        """The instance's qemu as (pid, start time), to wait for its end with ``_wait_ended``:
+        qemu removes its pid file in an exit handler, a moment before the process ends and lets
+        go of what it holds, so the process is waited for, not its pid file. Take it before
+        asking qemu to end."""
+        pid = self._pid(uuid)
+        started = _started(pid) if pid is not None else None
+        return (pid, started) if pid is not None and started is not None else None
 
     async def _kill(self, uuid: str) -> None:
         """Stop the process now: QMP quit, else SIGTERM, else SIGKILL (by its pid)."""
-        pid = self._pid(uuid)
-        if pid is None:
+        if (proc := self._process(uuid)) is None:
             return
+        pid, started = proc
         with contextlib.suppress(DriverError):
             async with self._qmp(uuid, timeout=3) as qmp:
                 with contextlib.suppress(DriverError):
                     await qmp.execute("quit", timeout=3)
-        if await self._wait_gone(uuid, 5):
+        if await _wait_ended(pid, started, 5):
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            if (pid := self._pid(uuid)) is None:
+            if _started(pid) != started:
                 return
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            if await self._wait_gone(uuid, 5):
+            if await _wait_ended(pid, started, 5):
                 return
         raise DriverError(f"the qemu process of instance {uuid} does not end")
 
@@ -452,7 +452,7 @@ class QemuDriver:
     async def _graceful_stop(self, uuid: str, timeout: float) -> bool:
         """ACPI power button, then up to ``timeout`` seconds for the guest to power off, then
         a hard stop. True when the guest powered off by itself."""
-        if self._pid(uuid) is None:
+        if (proc := self._process(uuid)) is None:
             return True
         if timeout > 0:
             with contextlib.suppress(DriverError):
@@ -461,7 +461,7 @@ class QemuDriver:
                         await qmp.execute("system_powerdown")
                     else:
                         timeout = 0  # a paused guest hears no button
-            if timeout > 0 and await self._wait_gone(uuid, timeout):
+            if timeout > 0 and await _wait_ended(*proc, timeout):
                 return True
         await self._kill(uuid)
         return False
@@ -505,6 +505,7 @@ class QemuDriver:
     async def suspend(self, uuid: str) -> None:
         p = self._existing(uuid)
         tmp = p.save.with_name(".save.tmp")
+        proc = self._process(uuid)
         async with self._qmp(uuid) as qmp:
             await qmp.execute("stop")
             try:
@@ -517,7 +518,7 @@ class QemuDriver:
             tmp.replace(p.save)
             with contextlib.suppress(DriverError):
                 await qmp.execute("quit", timeout=3)
-        if not await self._wait_gone(uuid, 10):
+        if proc is not None and not await _wait_ended(*proc, 10):
             await self._kill(uuid)
 
     async def resume(self, spec: InstanceSpec) -> None:
@@ -805,6 +806,26 @@ class QemuDriver:
 
     async def abort_incoming(self, uuid: str) -> None:
         await self.destroy(uuid)
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (its start time in /proc), or None once it has ended (a
+    zombie waiting to be reaped has ended). Together with the pid this names one process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+async def _wait_ended(pid: int, started: str, timeout: float) -> bool:
+    """Until the process (``pid`` started at ``started``) has ended; False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while _started(pid) == started:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def _free_port(address: str) -> int:
