@@ -1,6 +1,6 @@
 """Servers through the real `openstack` CLI against a live `mcloud up` with the fake hypervisor and
-the fake network data plane: boot with --wait to ACTIVE, show, list, stop/start,
-delete (Nova's 400s for bad input are the API tests' part: the CLI resolves names itself first)."""
+the fake network data plane: boot with --wait to ACTIVE, show, list, a backup, the compute
+extension list, stop/start, delete (Nova's 400s for bad input are the API tests' part: the CLI resolves names itself first)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ def test_server_create_wait_reaches_active(cli: Client, tmp_path) -> None:
     assert shown["status"] == "ACTIVE" and shown["OS-EXT-STS:vm_state"] == "active"
     assert net in str(shown["addresses"]) and "10.77.0." in str(shown["addresses"])
     assert name in {s["Name"] for s in cli.json("server", "list")}
+    # a backup through the CLI (createBackup): an image of type backup, the server ACTIVE again
+    backup = unique("backup")
+    cli.run("server", "backup", "create", "--name", backup, "--type", "daily", "--rotate", "2", "--wait", name)
+    made = cli.json("image", "show", backup)
+    assert made["status"] == "active" and made["properties"]["image_type"] == "backup", made
+    assert made["properties"]["backup_type"] == "daily" and made["properties"]["instance_uuid"] == server["id"]
+    assert cli.json("server", "show", name)["status"] == "ACTIVE"
+    # Nova's fixed extension list, as `openstack extension list --compute` reads it
+    aliases = {e["Alias"] for e in cli.json("extension", "list", "--compute")}
+    assert {"os-floating-ips", "OS-DCF", "os-server-external-events"} <= aliases
     cli.run("server", "stop", name)
     cli.run("server", "start", name)
     cli.run("server", "delete", "--wait", name)
