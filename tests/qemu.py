@@ -137,13 +137,14 @@ class Guests:
         await self.driver.close()
 
 
-async def module_guests(tmp_path_factory: Any, label: str = "qemu"):  # type: ignore[no-untyped-def]
-    """The body of a module-scoped ``guests`` fixture: a ``Guests``, or skip/fail when qemu is missing."""
+async def module_guests(tmp_path_factory: Any, label: str = "qemu", **options: Any):  # type: ignore[no-untyped-def]
+    """The body of a module-scoped ``guests`` fixture: a ``Guests`` (driver ``options``), or
+    skip/fail when qemu is missing."""
     from tests.harness import missing
 
     if (why := qemu_missing()) is not None:
         missing(why)
-    async with Guests(tmp_path_factory.mktemp(label)) as guests:
+    async with Guests(tmp_path_factory.mktemp(label), **options) as guests:
         yield guests
 
 

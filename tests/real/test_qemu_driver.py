@@ -83,6 +83,12 @@ async def test_host_info_and_a_vnc_console_on_loopback(guests, guest):
         await guests.driver.console(guest.uuid, "spice")
 
 
+async def test_a_command_qemu_refuses_is_a_driver_error(guests, guest):
+    async with guests.driver._qmp(guest.uuid) as qmp:  # noqa: SLF001 - the monitor the driver uses
+        with pytest.raises(DriverError, match="qemu refused block-export-del: .*export-none"):
+            await qmp.execute("block-export-del", {"id": "export-none"})
+
+
 async def test_pause_stops_the_guest_and_unpause_lets_it_go_on(guests, guest):
     d = guests.driver
     await d.pause(guest.uuid)

@@ -137,3 +137,31 @@ def test_missing_names_the_debian_packages(monkeypatch):
     monkeypatch.setattr(qemu.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert qemu.missing() is None
     assert Path(qemu.__file__).name == "qemu.py"
+
+
+def test_a_raw_image_in_ceph_is_cloned_and_qemu_opens_the_clone_through_rbd(tmp_path):
+    from mcloud.compute.drivers.qemu_rbd import RbdDisk, parse_parent
+
+    driver = qemu.QemuDriver({"network": "none", "ceph_conf": "/etc/ceph/mcloud.conf"}, tmp_path)
+    in_ceph = driver._image(ImageSpec(id="i", disk_format="raw", rbd="images/i@snap"))
+    assert in_ceph.ceph_conf == "/etc/ceph/mcloud.conf"  # the agent named none: this host's
+    assert driver._clone_of(UUID, in_ceph) == RbdDisk("images", f"{UUID}_disk", "/etc/ceph/mcloud.conf")
+    # Nova clones raw images only; another format, or an image not in Ceph, is a local overlay
+    assert driver._clone_of(UUID, ImageSpec(id="i", disk_format="qcow2", rbd="images/i@snap")) is None
+    assert driver._clone_of(UUID, ImageSpec(id="i", disk_format="raw", path=tmp_path / "i")) is None
+    assert qemu.QemuDriver({"rbd_pool": "vms", "rbd_user": "nova"}, tmp_path)._clone_of(UUID, in_ceph) == RbdDisk(
+        "vms", f"{UUID}_disk", "/etc/ceph/mcloud.conf", "nova")
+    assert parse_parent("images/i@snap") == ("images", "i", "snap")
+    for bad in ("images/i", "i@snap", "a/b/c@snap"):
+        with pytest.raises(DriverError, match="not an RBD snapshot"):
+            parse_parent(bad)
+
+    p = driver._paths(UUID)
+    p.dir.mkdir()
+    RbdDisk("vms", f"{UUID}_disk", "/etc/ceph/mcloud.conf", "nova").save(p.rbd)
+    argv = argv_of(driver, qemu.Machine.of(spec(vifs=())))
+    blockdevs = [json.loads(argv[i + 1]) for i, a in enumerate(argv) if a == "-blockdev"]
+    assert blockdevs[0] == {"driver": "raw", "node-name": "disk", "read-only": False,
+                            "file": {"driver": "rbd", "pool": "vms", "image": f"{UUID}_disk",
+                                     "conf": "/etc/ceph/mcloud.conf", "user": "nova"}}
+    assert RbdDisk.load(p.rbd).uri() == f"rbd:vms/{UUID}_disk:conf=/etc/ceph/mcloud.conf:id=nova"

@@ -205,8 +205,11 @@ class HypervisorDriver(Protocol):
     async def prepare_incoming(self, spec: InstanceSpec) -> MigrationTarget:
         """On the destination: disks, NICs and a paused qemu waiting for the migration stream."""
 
-    async def live_migrate(self, uuid: str, target: MigrationTarget, progress: Progress | None = None) -> None:
-        """On the source: copy disks and memory into ``target`` and stop here when it runs there."""
+    async def live_migrate(self, uuid: str, target: MigrationTarget,
+                           progress: Progress | None = None) -> Mapping[str, int] | None:
+        """On the source: copy disks and memory into ``target`` and stop here when it runs there.
+        May return figures of the move: ``downtime_ms``, ``total_time_ms``, memory_/disk_ total,
+        processed, remaining (bytes, Nova's Migration fields)."""
 
     async def finish_incoming(self, uuid: str) -> None:
         """On the destination, after the source finished: the guest runs here."""

@@ -2,7 +2,10 @@
 
 Each instance lives in ``<instances_path>/<uuid>/``::
 
-    disk             qcow2 overlay on the image cache's copy (or on ``rbd:`` for Ceph images)
+    disk             qcow2 overlay on the image cache's copy (or on ``rbd:`` for a Ceph image
+                     that is not raw)
+    disk.rbd         instead of ``disk``, for a raw image in Ceph: where its clone is, the root
+                     disk (``<rbd_pool>/<uuid>_disk``, see ``qemu_rbd``)
     disk.config      the config drive (ISO 9660, label config-2), when the spec has one
     disk.rescue      the rescue image's overlay while rescued
     disk.resize      the disk as it was before a resize, until confirmed or reverted
@@ -23,8 +26,10 @@ in or out) stands in, or no NIC at all with ``network = "none"``.
 Options (``[compute.qemu]``): ``accel`` (auto/kvm/tcg), ``binary``, ``machine`` (pc), ``tb_size``
 (TCG translation cache, MB), ``vnc_listen`` (127.0.0.1; "" for no VNC), ``migration_address``
 (where a migration destination listens), ``network`` (auto/host/user/none), ``shutdown_timeout``
-(seconds a soft reboot waits for the guest), and for reporting: ``hostname``, ``vcpus``,
-``memory_mb``, ``disk_gb``.
+(seconds a soft reboot waits for the guest), for root disks in Ceph: ``rbd_pool`` (where the
+clones go; default the image's own pool), ``ceph_conf`` (when the image names none; default
+/etc/ceph/ceph.conf) and ``rbd_user`` (cephx; default admin), and for reporting: ``hostname``,
+``vcpus``, ``memory_mb``, ``disk_gb``.
 """
 
 from __future__ import annotations
@@ -48,15 +53,16 @@ from pathlib import Path
 from typing import Any
 
 from mcloud.compute import states
-from mcloud.compute.drivers import qemu_accel, qemu_disk
+from mcloud.compute.drivers import qemu_accel, qemu_disk, qemu_rbd
 from mcloud.compute.drivers.base import (Console, DriverError, HostInfo, ImageSpec, InstanceNotFound, InstanceSpec,
                                          MigrationTarget, PowerState, Progress, VifSpec, driver_options)
 from mcloud.compute.drivers.qemu_qmp import Monitor
+from mcloud.compute.drivers.qemu_rbd import RbdDisk
 
 log = logging.getLogger(__name__)
 
 OPTIONS = {"accel", "binary", "machine", "tb_size", "vnc_listen", "migration_address", "network",
-           "shutdown_timeout", "hostname", "vcpus", "memory_mb", "disk_gb"}
+           "shutdown_timeout", "hostname", "vcpus", "memory_mb", "disk_gb", "rbd_pool", "ceph_conf", "rbd_user"}
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "genisoimage": "genisoimage"}
 #: Nova's libvirt driver returns at most this much of a console log
 MAX_CONSOLE_BYTES = 100 * 1024
@@ -101,6 +107,7 @@ class _Paths:
         self.dir = root / uuid
         d = self.dir
         self.disk, self.config, self.rescue, self.resize = d / "disk", d / "disk.config", d / "disk.rescue", d / "disk.resize"
+        self.rbd = d / "disk.rbd"
         self.console, self.machine = d / "console.log", d / "machine.json"
         self.pid, self.log, self.save = d / "qemu.pid", d / "qemu.log", d / "save"
         # a unix socket's path has at most 107 bytes: a deep instances path keeps its sockets in
@@ -139,6 +146,9 @@ class QemuDriver:
         if self.network == "host" and network_host is None:
             raise ValueError("[compute.qemu] network = \"host\" needs the host's data plane")
         self.shutdown_timeout = float(opts.get("shutdown_timeout", 60))
+        self.rbd_pool = str(opts.get("rbd_pool") or "") or None
+        self.ceph_conf = str(opts.get("ceph_conf") or "/etc/ceph/ceph.conf")
+        self.rbd_user = str(opts.get("rbd_user") or "") or None
         self.version = 0
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -334,16 +344,16 @@ class QemuDriver:
             argv += ["-device", "VGA,vgamem_mb=4", "-vnc", f"{self.vnc_listen}:0,to=4000"]
         else:
             argv += ["-display", "none"]
-        disks = []
+        blockdevs = []
         if machine.rescue:
-            disks.append(("rescue", p.rescue, "qcow2", False))
-        disks.append(("disk", p.disk, "qcow2", False))
+            blockdevs.append(_file_blockdev("rescue", p.rescue, "qcow2"))
+        root = RbdDisk.load(p.rbd)
+        blockdevs.append(root.blockdev("disk") if root else _file_blockdev("disk", p.disk, "qcow2"))
         if p.config.exists():
-            disks.append(("config", p.config, "raw", True))
-        for i, (node, path, fmt, ro) in enumerate(disks):
-            blockdev = {"driver": fmt, "node-name": node, "read-only": ro,
-                        "file": {"driver": "file", "filename": str(path), "read-only": ro}}
+            blockdevs.append(_file_blockdev("config", p.config, "raw", read_only=True))
+        for i, blockdev in enumerate(blockdevs):
             argv += ["-blockdev", json.dumps(blockdev)]
+            node = blockdev["node-name"]
             device = {"driver": "virtio-blk-pci", "drive": node, "id": f"{node}-dev"}
             if i == 0:
                 device["bootindex"] = 1
@@ -387,19 +397,60 @@ class QemuDriver:
                 raise DriverError(f"qemu started for instance {machine.uuid} but is not answering")
             await asyncio.sleep(0.02)
 
-    async def _prepare(self, spec: InstanceSpec, fresh_disk: bool = False) -> _Paths:
-        """The instance's directory, root disk and config drive for ``spec``."""
+    async def _prepare(self, spec: InstanceSpec, fresh_disk: bool = False, shared: bool = False) -> _Paths:
+        """The instance's directory, root disk and config drive for ``spec``. ``shared``: a live
+        migration's destination, which makes a fresh local disk but opens the source's disk when
+        that is in Ceph (both hosts reach it)."""
         p = self._paths(spec.uuid)
         p.dir.mkdir(parents=True, exist_ok=True)
-        if fresh_disk or not p.disk.exists():
+        if fresh_disk or not await self._has_root(p):
             if spec.image is None:
                 raise DriverError("an instance without an image needs a volume to boot from, which this host "
                                   "does not attach")
-            p.disk.unlink(missing_ok=True)
-            await qemu_disk.create_overlay(p.disk, spec.image, spec.flavor.root_gb)
+            image = self._image(spec.image)
+            clone = self._clone_of(spec.uuid, image)
+            if shared and clone is not None:
+                if not await asyncio.to_thread(qemu_rbd.exists, clone):
+                    raise DriverError(f"the disk of instance {spec.uuid} is not in Ceph ({clone.name})")
+                clone.save(p.rbd)
+            else:
+                await self._remove_root(p)
+                if clone is not None:
+                    clone.save(p.rbd)  # first: whatever happens next, destroy finds the clone
+                    assert image.rbd is not None
+                    await asyncio.to_thread(qemu_rbd.clone, image.rbd, clone, spec.flavor.root_gb * qemu_disk.GIB)
+                else:
+                    await qemu_disk.create_overlay(p.disk, image, spec.flavor.root_gb)
         if spec.config_drive is not None:
             await qemu_disk.config_drive(p.config, spec.config_drive)
         return p
+
+    def _image(self, image: ImageSpec) -> ImageSpec:
+        """``image`` with this host's Ceph configuration when it lives in Ceph and names none."""
+        if image.rbd and not image.ceph_conf:
+            return dataclasses.replace(image, ceph_conf=self.ceph_conf)
+        return image
+
+    def _clone_of(self, uuid: str, image: ImageSpec) -> RbdDisk | None:
+        """Where the root disk of instance ``uuid`` made from ``image`` goes in Ceph: a clone for a
+        raw image in Ceph (as Nova's RBD backend clones only raw images), else None (a local overlay)."""
+        if not image.rbd or image.disk_format != "raw":
+            return None
+        pool = self.rbd_pool or qemu_rbd.parse_parent(image.rbd)[0]
+        return RbdDisk(pool=pool, image=f"{uuid}_disk", conf=image.ceph_conf or self.ceph_conf, user=self.rbd_user)
+
+    async def _has_root(self, p: _Paths) -> bool:
+        if p.disk.exists():
+            return True
+        clone = RbdDisk.load(p.rbd)
+        return clone is not None and await asyncio.to_thread(qemu_rbd.exists, clone)
+
+    async def _remove_root(self, p: _Paths) -> None:
+        """Remove the root disk: the local overlay, or the clone in Ceph."""
+        p.disk.unlink(missing_ok=True)
+        if (clone := RbdDisk.load(p.rbd)) is not None:
+            await asyncio.to_thread(qemu_rbd.remove, clone)
+            p.rbd.unlink(missing_ok=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -421,10 +472,18 @@ class QemuDriver:
             await progress(100)
 
     async def destroy(self, uuid: str) -> None:
+        await self._teardown(uuid)
+
+    async def _teardown(self, uuid: str, keep_shared_disk: bool = False) -> None:
+        """Stop the instance and remove everything of it on this host; its disk in Ceph too,
+        unless ``keep_shared_disk`` (a live migration's source when it is over, or a destination
+        given up: the disk is the other host's then)."""
         p = self._paths(uuid)
         if not p.dir.exists():
             return
         await self._kill(uuid)
+        if not keep_shared_disk:
+            await self._remove_root(p)
         ports: list[str] = []
         with contextlib.suppress(DriverError):
             ports = [v["port_id"] for v in self._load(uuid).vifs]
@@ -584,7 +643,10 @@ class QemuDriver:
                     await qmp.execute("stop")
                     paused_here = True
         try:
-            fmt = await qemu_disk.standalone_copy(p.disk, Path(dest))
+            if (clone := RbdDisk.load(p.rbd)) is not None:
+                fmt = await qemu_disk.standalone_copy(clone.uri(), Path(dest), "raw")
+            else:
+                fmt = await qemu_disk.standalone_copy(p.disk, Path(dest))
         finally:
             if paused_here:
                 async with self._qmp(uuid) as qmp:
@@ -597,9 +659,12 @@ class QemuDriver:
         p = self._existing(spec.uuid)
         old = self._load(spec.uuid)
         await self._graceful_stop(spec.uuid, self.shutdown_timeout)
-        if not p.resize.exists():
-            await asyncio.to_thread(shutil.copyfile, p.disk, p.resize)
-        await qemu_disk.grow(p.disk, spec.flavor.root_gb)
+        if (clone := RbdDisk.load(p.rbd)) is not None:  # kept in the clone's snapshot "resize"
+            await asyncio.to_thread(qemu_rbd.grow, clone, spec.flavor.root_gb * qemu_disk.GIB, True)
+        else:
+            if not p.resize.exists():
+                await asyncio.to_thread(shutil.copyfile, p.disk, p.resize)
+            await qemu_disk.grow(p.disk, spec.flavor.root_gb)
         machine = Machine.of(spec, old)
         machine.old_flavor = old.old_flavor or {"vcpus": old.vcpus, "memory_mb": old.memory_mb}
         self._store(machine)
@@ -607,6 +672,8 @@ class QemuDriver:
     async def confirm_resize(self, uuid: str) -> None:
         p = self._existing(uuid)
         p.resize.unlink(missing_ok=True)
+        if (clone := RbdDisk.load(p.rbd)) is not None:
+            await asyncio.to_thread(qemu_rbd.confirm, clone)
         machine = self._load(uuid)
         machine.old_flavor = None
         self._store(machine)
@@ -614,7 +681,9 @@ class QemuDriver:
     async def revert_resize(self, spec: InstanceSpec) -> None:
         p = self._existing(spec.uuid)
         await self._graceful_stop(spec.uuid, self.shutdown_timeout)
-        if p.resize.exists():
+        if (clone := RbdDisk.load(p.rbd)) is not None:
+            await asyncio.to_thread(qemu_rbd.revert, clone)
+        elif p.resize.exists():
             p.resize.replace(p.disk)
         machine = Machine.of(spec, self._load(spec.uuid))
         machine.old_flavor = None
@@ -624,7 +693,7 @@ class QemuDriver:
         p = self._existing(spec.uuid)
         await self._graceful_stop(spec.uuid, self.shutdown_timeout)
         p.rescue.unlink(missing_ok=True)
-        await qemu_disk.create_overlay(p.rescue, rescue_image, 0)
+        await qemu_disk.create_overlay(p.rescue, self._image(rescue_image), 0)
         if spec.config_drive is not None:
             await qemu_disk.config_drive(p.config, spec.config_drive)
         machine = Machine.of(spec, self._load(spec.uuid))
@@ -727,30 +796,38 @@ class QemuDriver:
         if self._pid(spec.uuid) is not None:
             raise DriverError(f"Instance {spec.uuid} already runs on this host")
         try:
-            await self._prepare(spec, fresh_disk=True)
+            p = await self._prepare(spec, fresh_disk=True, shared=True)
             machine = Machine.of(spec)
             self._store(machine)
             await self._launch(machine, incoming=True)
-            nbd_port, port = _free_port(self.migration_address), _free_port(self.migration_address)
+            port = _free_port(self.migration_address)
+            disks = {}
             async with self._qmp(spec.uuid) as qmp:
-                await qmp.execute("nbd-server-start", {"addr": {"type": "inet", "data": {
-                    "host": self.migration_address, "port": str(nbd_port)}}})
-                await qmp.execute("block-export-add", {"type": "nbd", "id": "export-disk", "node-name": "disk",
-                                                       "name": "disk", "writable": True})
+                if not p.rbd.exists():  # a disk in Ceph is shared: nothing to copy
+                    nbd_port = _free_port(self.migration_address)
+                    await qmp.execute("nbd-server-start", {"addr": {"type": "inet", "data": {
+                        "host": self.migration_address, "port": str(nbd_port)}}})
+                    await qmp.execute("block-export-add", {"type": "nbd", "id": "export-disk", "node-name": "disk",
+                                                           "name": "disk", "writable": True})
+                    disks["disk"] = f"nbd://{self.migration_address}:{nbd_port}/disk"
                 await qmp.execute("migrate-incoming", {"uri": f"tcp:{self.migration_address}:{port}"})
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.abort_incoming(spec.uuid)
             raise
-        return MigrationTarget(uri=f"tcp:{self.migration_address}:{port}",
-                               disks={"disk": f"nbd://{self.migration_address}:{nbd_port}/disk"})
+        return MigrationTarget(uri=f"tcp:{self.migration_address}:{port}", disks=disks)
 
-    async def live_migrate(self, uuid: str, target: MigrationTarget, progress: Progress | None = None) -> None:
+    async def live_migrate(self, uuid: str, target: MigrationTarget,
+                           progress: Progress | None = None) -> dict[str, int]:
         """Mirror the disk's own blocks into the destination's export (the image below it is the
         same on both hosts), then migrate the memory; when that completes the source is paused,
-        the mirror finishes, and this host lets the instance go."""
+        the mirror finishes, and this host lets the instance go. Returns qemu's own figures of
+        the move: ``downtime_ms`` (the guest paused, as qemu measured it), ``total_time_ms``,
+        and the bytes of memory and disk (Nova's Migration fields memory_/disk_ total, processed,
+        remaining)."""
         self._existing(uuid)
         mirrors: list[str] = []
+        disk_total = 0
         try:
             async with self._qmp(uuid, timeout=30) as qmp:
                 for node, uri in target.disks.items():
@@ -770,7 +847,10 @@ class QemuDriver:
                             raise DriverError(f"mirroring {node} ended: {event['data'].get('error', 'before it was ready')}")
                 await qmp.execute("migrate-set-parameters", {"downtime-limit": 300})
                 await qmp.execute("migrate", {"uri": target.uri})
-                await self._migration_done(qmp, timeout=600, progress=progress)
+                done = await self._migration_done(qmp, timeout=600, progress=progress)
+                for job in await qmp.execute("query-block-jobs"):
+                    if job.get("device") in {f"mirror-{n}" for n in mirrors}:
+                        disk_total += int(job.get("len", 0))
                 for node in mirrors:
                     listener = qmp.listen("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED")
                     with qmp.listening(listener):
@@ -792,7 +872,12 @@ class QemuDriver:
                         with contextlib.suppress(DriverError):
                             await qmp.execute("cont")
             raise
-        await self.destroy(uuid)
+        await self._teardown(uuid, keep_shared_disk=True)
+        ram = done.get("ram") or {}
+        return {"downtime_ms": int(done.get("downtime", 0)), "total_time_ms": int(done.get("total-time", 0)),
+                "memory_total": int(ram.get("total", 0)), "memory_processed": int(ram.get("transferred", 0)),
+                "memory_remaining": int(ram.get("remaining", 0)), "disk_total": disk_total,
+                "disk_processed": disk_total, "disk_remaining": 0}
 
     async def finish_incoming(self, uuid: str) -> None:
         async with self._qmp(uuid) as qmp:
@@ -805,7 +890,12 @@ class QemuDriver:
                 await qmp.execute("cont")
 
     async def abort_incoming(self, uuid: str) -> None:
-        await self.destroy(uuid)
+        await self._teardown(uuid, keep_shared_disk=True)
+
+
+def _file_blockdev(node: str, path: Path, fmt: str, read_only: bool = False) -> dict[str, Any]:
+    return {"driver": fmt, "node-name": node, "read-only": read_only,
+            "file": {"driver": "file", "filename": str(path), "read-only": read_only}}
 
 
 def _started(pid: int) -> str | None:

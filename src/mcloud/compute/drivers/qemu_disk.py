@@ -46,10 +46,11 @@ def backing_of(image: ImageSpec) -> tuple[str, str]:
     if image.path is not None:
         return str(Path(image.path).resolve()), image.disk_format if image.disk_format in ("qcow2", "raw") else "raw"
     if image.rbd:
+        # qemu names a snapshot pool/image@snap; its data is in the image's own format
         uri = f"rbd:{image.rbd}"
         if image.ceph_conf:
             uri += f":conf={image.ceph_conf}"
-        return uri, "raw"
+        return uri, image.disk_format if image.disk_format in ("qcow2", "raw") else "raw"
     raise DriverError(f"image {image.id} is neither in this host's image cache nor in Ceph")
 
 
@@ -76,10 +77,12 @@ async def grow(path: Path, root_gb: int) -> None:
         await run("qemu-img", "resize", "-q", str(path), str(root_gb * GIB))
 
 
-async def standalone_copy(source: Path, dest: Path) -> str:
-    """A qcow2 at ``dest`` with everything ``source`` shows (its backing chain flattened)."""
+async def standalone_copy(source: Path | str, dest: Path, source_format: str | None = None) -> str:
+    """A qcow2 at ``dest`` with everything ``source`` shows (its backing chain flattened);
+    ``source`` may be a file or a qemu URI (``rbd:pool/image:conf=...``)."""
     tmp = dest.with_name(f".{dest.name}.tmp")
-    await run("qemu-img", "convert", "-U", "-q", "-O", "qcow2", str(source), str(tmp))
+    fmt = ["-f", source_format] if source_format else []
+    await run("qemu-img", "convert", "-U", "-q", *fmt, "-O", "qcow2", str(source), str(tmp))
     tmp.replace(dest)
     return "qcow2"
 

@@ -48,7 +48,7 @@ class Monitor:
             return await asyncio.wait_for(self.client.execute(command, dict(arguments or {})),
                                           timeout or self.timeout)
         except ExecuteError as exc:
-            raise DriverError(f"qemu refused {command}: {exc.error.desc}") from exc
+            raise DriverError(f"qemu refused {command}: {exc}") from exc
         except (QMPError, OSError, EOFError) as exc:
             raise DriverError(f"qemu's monitor failed during {command}: {exc}") from exc
         except asyncio.TimeoutError as exc:
