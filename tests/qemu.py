@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -103,6 +104,7 @@ class Guests:
     """A qemu driver over a temp instances directory; every instance destroyed at the end."""
 
     def __init__(self, root: Path | None = None, network_host: Any = None, **options: Any):
+        self.own_root = root is None  # a temp directory of its own: removed at the end
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="mcloud-qemu-"))
         self.options = {"shutdown_timeout": 20, **options}
         self.driver = qemu_driver.create(self.options, self.root / "instances", network_host)
@@ -135,6 +137,8 @@ class Guests:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         await self.driver.close()
+        if self.own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 async def module_guests(tmp_path_factory: Any, label: str = "qemu", **options: Any):  # type: ignore[no-untyped-def]
