@@ -6,6 +6,7 @@ down."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -152,7 +153,8 @@ async def test_cold_migration_of_a_stopped_server(w: ComputeWorld) -> None:
     await gone(w, sid)
 
 
-async def test_live_migration_moves_the_running_server(w: ComputeWorld) -> None:
+async def test_live_migration_moves_the_running_server(w: ComputeWorld, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mcloud.compute.conductor")
     s = await boot(w)
     sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
     target = next(h for h in sorted(w.cloud.compute.hosts.agents) if h != source)
@@ -164,6 +166,12 @@ async def test_live_migration_moves_the_running_server(w: ComputeWorld) -> None:
     mig = (await migrations_of(w, sid))[0]
     assert mig["migration_type"] == "live-migration"
     assert (mig["status"], mig["source_compute"], mig["dest_compute"]) == ("completed", source, target)
+    # the driver's figures (the fake copies the flavor's 64 MB once, no disk) in Nova's columns
+    async with w.cloud.db.read() as session:
+        row = (await session.execute(sa.select(Migration).where(Migration.uuid == mig["uuid"]))).scalar_one()
+    assert (row.memory_total, row.memory_processed, row.memory_remaining) == (64 << 20, 64 << 20, 0)
+    assert (row.disk_total, row.disk_processed, row.disk_remaining) == (0, 0, 0)
+    assert any(mig["uuid"] in r.getMessage() and "downtime 5 ms" in r.getMessage() for r in caplog.records)
     await guest_only_on(w, sid, target, source)
     assert ("compute_live_migration", "Success") in (await events_of(w, sid))["live-migration"]
     await gone(w, sid)

@@ -129,7 +129,9 @@ async def test_live_migration_between_two_fake_hosts(driver, tmp_path):
         await driver.spawn(spec())
         target = await dest.prepare_incoming(spec())
         assert await dest.list_instances() == {}  # not running there yet
-        await driver.live_migrate(UUID, target)
+        figures = await driver.live_migrate(UUID, target)
+        assert figures["memory_total"] == figures["memory_processed"] == 64 << 20
+        assert figures["memory_remaining"] == figures["disk_total"] == 0 and figures["downtime_ms"] > 0
         await dest.finish_incoming(UUID)
         assert await driver.list_instances() == {}
         assert await dest.list_instances() == {UUID: states.RUNNING}

@@ -25,7 +25,8 @@ Operation keys: reboot {hard}, power_off {timeout}, snapshot {image_id}, rescue 
 an image dict as above}, console_output {length}, console {protocol}, attach_interface {vif},
 detach_interface {port_id}, live_migrate {target: {uri, disks}}.
 Results: ``power_state`` after the operation, and console_output {output}, console {protocol,
-host, port, password}, snapshot {disk_format, size}, prepare_incoming {uri, disks}.
+host, port, password}, snapshot {disk_format, size}, prepare_incoming {uri, disks}, live_migrate {the
+driver's figures: downtime_ms, total_time_ms, memory_/disk_ total, processed, remaining}.
 
 Every instance gets a config drive: mCloud has no metadata service, so the drive is how a guest
 learns who it is (as Nova's ``force_config_drive``).
@@ -366,7 +367,8 @@ class Agent:
                 result.update(uri=target.uri, disks=dict(target.disks))
             case "live_migrate":
                 t = payload["target"]
-                await d.live_migrate(uuid, MigrationTarget(uri=t["uri"], disks=dict(t.get("disks") or {})))
+                figures = await d.live_migrate(uuid, MigrationTarget(uri=t["uri"], disks=dict(t.get("disks") or {})))
+                result.update({k: int(v) for k, v in (figures or {}).items() if v is not None})
             case "finish_incoming":
                 await d.finish_incoming(uuid)
             case "abort_incoming":

@@ -353,6 +353,10 @@ async def move_between(c: Conductor, ctx: TaskContext, inst: Instance, source: s
                                        "disk_processed", "disk_remaining") if k in result}
     if progress:
         await set_migration(c, migration_uuid, **progress)
+    if not cold and "downtime_ms" in result:  # not a Nova column: the operator reads it here
+        log.info("live migration %s of instance %s from %s to %s: downtime %s ms, total %s ms, memory %s bytes, "
+                 "disk %s bytes", migration_uuid, inst.uuid, source, dest, result["downtime_ms"],
+                 result.get("total_time_ms"), result.get("memory_processed"), result.get("disk_processed"))
     await c.bind_ports(inst, list((inst.system_metadata or {}).get("ports") or []), dest)
     if not cold:
         await c.set_port_profiles(inst, {})
