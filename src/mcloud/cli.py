@@ -375,7 +375,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(config, args.controller, host, args.username, password, args.project, stop, chassis)
+        await run_agent(config, args.controller, host, args.username, password, args.project, stop, chassis,
+                        ceph_conf=args.ceph_conf)
 
     _run(main())
     return 0
@@ -477,6 +478,8 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--beside", metavar="CONTROLLER_DATA_DIR",
                        help="(implies --chassis) the controller runs on this machine with this data dir: join its "
                             "Southbound socket and its data plane's namespace by a veth")
+    agent.add_argument("--ceph-conf", help="the Ceph configuration file for images in the image service's RBD "
+                       "store (default [compute.qemu] ceph_conf)")
     agent.set_defaults(func=cmd_agent)
 
     status = sub.add_parser("status", help="list the services a running cloud serves")

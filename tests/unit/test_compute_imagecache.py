@@ -71,3 +71,46 @@ async def test_rbd_images_are_not_downloaded(tmp_path):
     spec = await cache.fetch(image(rbd="images/img-1@snap"))
     assert spec.rbd == "images/img-1@snap" and spec.ceph_conf == "/etc/ceph/ceph.conf" and spec.path is None
     assert calls == []
+
+
+def test_the_local_host_takes_the_image_services_rbd_conf():
+    from mcloud.compute.hosts import image_ceph_conf
+    from mcloud.image.config import ImageConfig
+
+    assert image_ceph_conf(ImageConfig()) is None  # no RBD store: the driver's own default
+    assert image_ceph_conf(ImageConfig(stores=["file", "rbd"], rbd={"conf": "/srv/ceph/a.conf"})) == "/srv/ceph/a.conf"
+    assert image_ceph_conf(ImageConfig(stores=["rbd"])) == "/etc/ceph/ceph.conf"  # the store's default
+    named = ImageConfig(stores=["file", "ceph"], backends={"ceph": {"driver": "rbd", "conf": "/srv/b.conf"}})
+    assert image_ceph_conf(named) == "/srv/b.conf"
+    assert image_ceph_conf(ImageConfig(stores=["file"], rbd={"conf": "/srv/unused.conf"})) is None
+
+
+async def test_an_agent_hands_its_ceph_conf_to_rbd_images(tmp_path):
+    from mcloud.compute import agent as agent_mod
+    from mcloud.compute.config import ComputeConfig
+    from mcloud.compute.drivers import fake
+
+    class Transport:
+        image_chunks = staticmethod(source())
+
+    a = agent_mod.Agent("h", fake.create({}, tmp_path), Transport(), ComputeConfig(), cache_dir=tmp_path / "c",
+                        ceph_conf="/srv/ceph/agent.conf")
+    spec = await a.images.fetch(image(rbd="images/img-1@snap"))
+    assert (spec.rbd, spec.ceph_conf) == ("images/img-1@snap", "/srv/ceph/agent.conf")
+
+
+def test_mcloud_agent_ceph_conf_option(tmp_path, monkeypatch):
+    from mcloud import cli
+    from mcloud.compute import agent as agent_mod
+
+    seen: dict[str, object] = {}
+
+    async def run_agent(*args, **kw):
+        seen.update(kw)
+
+    monkeypatch.setattr(agent_mod, "run_agent", run_agent)
+    monkeypatch.setattr(cli, "_logging", lambda level: None)
+    args = cli.parser().parse_args(["agent", "--controller", "http://127.0.0.1:1", "--data-dir", str(tmp_path / "d"),
+                                    "--password", "pw", "--ceph-conf", "/srv/ceph/agent.conf"])
+    assert args.func(args) == 0
+    assert seen["ceph_conf"] == "/srv/ceph/agent.conf"

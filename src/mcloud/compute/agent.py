@@ -188,13 +188,13 @@ class Agent:
 
     def __init__(self, host: str, driver: HypervisorDriver, transport: Transport, config: ComputeConfig, *,
                  images: ImageCache | None = None, cache_dir: Path | None = None, heartbeat: bool = True,
-                 poll_wait: float = 30.0):
+                 poll_wait: float = 30.0, ceph_conf: str | None = None):
         self.host = host
         self.driver = driver
         self.transport = transport
         self.config = config
         self.images = images or ImageCache(cache_dir or Path(tempfile.gettempdir()) / "mcloud-image-cache",
-                                           transport.image_chunks)
+                                           transport.image_chunks, ceph_conf=ceph_conf)
         self.send_heartbeats = heartbeat
         self.poll_wait = poll_wait
         self._locks: dict[str, asyncio.Lock] = {}
@@ -489,11 +489,13 @@ class HttpTransport:
 
 
 async def run_agent(config: Any, controller: str, host: str, username: str, password: str, project: str,
-                    stop: asyncio.Event, chassis: Any = None) -> None:
+                    stop: asyncio.Event, chassis: Any = None, ceph_conf: str | None = None) -> None:
     """``mcloud agent``: run this machine's compute host against ``controller`` until ``stop``.
     ``config`` is the process's ``Config`` (its ``[compute]`` section picks the driver).
     ``chassis`` (``mcloud.network.chassis.ChassisOptions``, its ``name`` = ``host``): this host's
-    own OVN chassis, started first (guests' NICs plug into it) and stopped at exit."""
+    own OVN chassis, started first (guests' NICs plug into it) and stopped at exit. ``ceph_conf``:
+    the Ceph configuration file for images in the image service's RBD store (None: the driver's
+    own default, ``[compute.qemu] ceph_conf``)."""
     from mcloud.compute.drivers import settle
 
     compute = config.section("compute", ComputeConfig)
@@ -516,7 +518,7 @@ async def run_agent(config: Any, controller: str, host: str, username: str, pass
         driver = host_driver(compute, instances, network_host, host)
         transport = HttpTransport(controller, username, password, project)
         agent = Agent(host, driver, transport, compute, cache_dir=config.data_dir / "image-cache",
-                      heartbeat=True)
+                      heartbeat=True, ceph_conf=ceph_conf)
         await agent.start()
         await stop.wait()
     finally:

@@ -81,6 +81,19 @@ def default_host_name(configured: str) -> str:
     return configured or socket.gethostname()
 
 
+def image_ceph_conf(image_config: Any) -> str | None:
+    """The Ceph configuration file of the image service's RBD store (``[image.rbd] conf``, or an
+    ``[image.backends.NAME]`` table with ``driver = "rbd"``; the store's default when unset), or
+    None when no RBD store is enabled: the local host's driver opens images' clones with it."""
+    if image_config is None:
+        return None
+    for name in image_config.stores:
+        table = image_config.rbd if name == "rbd" else image_config.backends.get(name) or {}
+        if str(table.get("driver", name)) == "rbd":
+            return str(table.get("conf", "/etc/ceph/ceph.conf"))
+    return None
+
+
 class Hosts:
     def __init__(self, compute: Any):
         self.compute = compute
@@ -663,7 +676,8 @@ class Hosts:
             settle(self.config)
             instances = Path(self.config.instances_path or self.compute.data_dir / "instances")
             transport = agent_mod.LocalTransport(self)
-            images = ImageCache(self.compute.data_dir / "image-cache", transport.image_chunks)
+            images = ImageCache(self.compute.data_dir / "image-cache", transport.image_chunks,
+                                ceph_conf=image_ceph_conf(getattr(self.compute.image, "config", None)))
             network_host = self.local_network_host() if self.config.driver != "fake" else None
             for name in self.local_host_names():
                 driver = agent_mod.host_driver(self.config, instances / name if self.config.driver == "fake"
