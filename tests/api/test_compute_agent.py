@@ -1,5 +1,6 @@
 """The agent routes (/compute/agent/v1) through the API: a host registers, long-polls the ops
-sent to it, reports a result the sender's wait() sees; only admins and the service role may."""
+sent to it, reports a result the sender's wait() sees; only admins and the service role may.
+What the fake hosts answer through Nova's API: a guest's boot console, its diagnostics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from tests.api.compute_helpers import ROOT, ComputeWorld, assert_fault, compute_world, uniq
+from tests.api.compute_helpers import ROOT, ComputeWorld, assert_fault, boot_server, compute_world, uniq, wait_for
 
 INFO = {"vcpus": 4, "memory_mb": 4096, "disk_gb": 40, "hypervisor_type": "fake", "hypervisor_version": 1000,
         "cpu_info": {"arch": "x86_64"}, "traits": ["COMPUTE_NET_ATTACH_INTERFACE"]}
@@ -50,3 +51,31 @@ async def test_members_may_not(w):
         assert_fault(await w[who].get(f"{ROOT}/agent/v1/hosts/h/ops"), 403)
         assert_fault(await w[who].post(f"{ROOT}/agent/v1/hosts/h", {"info": {**INFO, "hypervisor_hostname": "h"}}),
                      403)
+
+
+async def test_console_and_diagnostics_of_a_fake_guest(w):
+    sid = await boot_server(w, user_data="aGVsbG8=")
+    flavor = (await w.admin.get(f"/flavors/{w.flavor_id}", expect=200)).json()["flavor"]
+    # the whole console: a boot as a guest prints it (Tempest wants more than 3 lines)
+    out = (await w["member"].action(sid, "os-getConsoleOutput", {}, expect=200)).json()["output"]
+    lines = out.splitlines()
+    assert len(lines) > 3 and lines[0].startswith("fake: starting") and lines[-1] == "fake: ready"
+    assert f"fake: booted instance {sid}" in lines and "hello" in lines
+    tail = (await w["member"].action(sid, "os-getConsoleOutput", {"length": 2}, expect=200)).json()["output"]
+    assert tail.split("\n") == out.split("\n")[-2:]  # Nova's tail: the output ends with a newline
+    # Nova's 2.48 diagnostics, with the values Tempest's schema allows
+    d = (await w.admin.at("2.48").get(f"/servers/{sid}/diagnostics", expect=200)).json()
+    assert (d["state"], d["driver"], d["config_drive"]) == ("running", "libvirt", True)
+    assert isinstance(d["uptime"], int) and d["hypervisor"] == "fake"
+    assert (d["num_cpus"], d["num_nics"], d["num_disks"]) == (flavor["vcpus"], 1, 2)
+    assert [c["id"] for c in d["cpu_details"]] == list(range(flavor["vcpus"]))
+    port = (await w.neutron["admin"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"][0]
+    assert d["nic_details"][0]["mac_address"] == port["mac_address"]
+    assert d["memory_details"] == {"maximum": flavor["ram"], "used": flavor["ram"]}
+    assert all(set(disk) == {"read_bytes", "read_requests", "write_bytes", "write_requests", "errors_count"}
+               for disk in d["disk_details"])
+    await w["member"].action(sid, "os-stop", None, expect=202)
+    await wait_for(w["member"], sid, "SHUTOFF")
+    d = (await w.admin.at("2.48").get(f"/servers/{sid}/diagnostics", expect=200)).json()
+    assert d["state"] == "shutdown" and d["uptime"] is None and d["memory_details"]["used"] == 0
+    await w["member"].delete(f"/servers/{sid}", expect=204)

@@ -25,7 +25,8 @@ Operation keys: reboot {hard}, power_off {timeout}, snapshot {image_id}, rescue 
 an image dict as above}, console_output {length}, console {protocol}, attach_interface {vif},
 detach_interface {port_id}, live_migrate {target: {uri, disks}}.
 Results: ``power_state`` after the operation, and console_output {output}, console {protocol,
-host, port, password}, snapshot {disk_format, size}, prepare_incoming {uri, disks}, live_migrate {the
+host, port, password}, diagnostics {Nova's 2.48 fields}, snapshot {disk_format, size}, prepare_incoming
+{uri, disks}, live_migrate {the
 driver's figures: downtime_ms, total_time_ms, memory_/disk_ total, processed, remaining}.
 
 Every instance gets a config drive: mCloud has no metadata service, so the drive is how a guest
@@ -65,7 +66,7 @@ NEEDS_SPEC = {"spawn", "power_on", "resume", "rebuild", "resize", "revert_resize
 #: operations that leave no instance behind (no power state to report)
 GONE_AFTER = {"destroy", "live_migrate", "abort_incoming"}
 #: operations that only read (no power state either)
-READS = {"console_output", "console"}
+READS = {"console_output", "console", "diagnostics"}
 
 
 class Transport(Protocol):
@@ -356,6 +357,8 @@ class Agent:
                 console = await d.console(uuid, payload.get("protocol") or "vnc")
                 result.update(protocol=console.protocol, host=console.host, port=console.port,
                               password=console.password)
+            case "diagnostics":
+                result.update(await self._diagnostics(uuid))
             case "attach_interface":
                 v = payload["vif"]
                 await d.attach_interface(uuid, VifSpec(port_id=v["port_id"], mac=v["mac"],
@@ -383,6 +386,23 @@ class Agent:
         elif op in GONE_AFTER:
             result["power_state"] = states.NOSTATE
         return result
+
+    async def _diagnostics(self, uuid: str) -> dict[str, Any]:
+        """Nova's 2.48 diagnostics of the guest: the driver's ``diagnostics(uuid)`` (hypervisor,
+        hypervisor_os, uptime, config_drive, cpu/nic/disk details, memory_details {maximum, used}
+        in MiB) with the state (Nova's power state name), the driver (``libvirt``: what Nova's
+        schema allows, and what mCloud's qemu host is like) and the counts added. A driver without
+        it raises NotImplementedError (the API's 501)."""
+        diagnostics = getattr(self.driver, "diagnostics", None)
+        if diagnostics is None:
+            raise DriverError(f"NotImplementedError: the {self.driver.name} driver gives no diagnostics")
+        raw = dict(await diagnostics(uuid))
+        power_state = await self.driver.power_state(uuid)
+        raw.setdefault("state", states.POWER_STATE_NAMES.get(power_state, "pending"))
+        raw.setdefault("driver", "libvirt")
+        for count, key in (("num_cpus", "cpu_details"), ("num_nics", "nic_details"), ("num_disks", "disk_details")):
+            raw.setdefault(count, len(raw.get(key) or []))
+        return raw
 
     async def _snapshot(self, uuid: str, image_id: str) -> dict[str, Any]:
         directory = self.images.directory / "snapshots"

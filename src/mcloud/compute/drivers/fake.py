@@ -63,6 +63,7 @@ class FakeInstance:
     old_spec: InstanceSpec | None = None  # during a resize, until confirm/revert
     incoming: bool = False  # prepared for a live migration, not yet running here
     boots: int = 0
+    booted_at: float = 0.0
 
 
 @dataclasses.dataclass
@@ -133,8 +134,14 @@ class FakeDriver:
         inst.console.append(line)
 
     def _boot(self, inst: FakeInstance) -> None:
+        """What a guest prints on its serial console as it boots: the kernel, its disks, the
+        boot marker, its user data, a lease per NIC, ready."""
         inst.boots += 1
         inst.power_state = states.RUNNING
+        inst.booted_at = time.time()
+        flavor = inst.spec.flavor
+        self._log(inst, f"fake: starting, kernel 6.1.0-fake, {flavor.vcpus} vcpus, {flavor.memory_mb} MB")
+        self._log(inst, f"fake: disks vda={flavor.root_gb << 30}; boot {inst.boots}")
         self._log(inst, f"fake: booted instance {inst.spec.uuid}")
         drive = inst.spec.config_drive or {}
         user_data = drive.get("openstack/latest/user_data")
@@ -142,6 +149,9 @@ class FakeDriver:
             self._log(inst, "fake: user-data begin")
             self._log(inst, user_data.decode("utf-8", "replace"))
             self._log(inst, "fake: user-data end")
+        for i, vif in enumerate(inst.vifs.values()):
+            self._log(inst, f"fake: eth{i} up mac {vif.mac}")
+        self._log(inst, "fake: ready")
 
     # ------------------------------------------------------------------ Protocol
 
@@ -297,6 +307,27 @@ class FakeDriver:
         self._get(uuid)
         port = int(self.options.get("vnc_port", 0) or 0)
         return Console(protocol=protocol, host="127.0.0.1", port=port)
+
+    async def diagnostics(self, uuid: str) -> dict[str, Any]:
+        """What Nova's diagnostics (2.48) tell of the guest, from its state (counters that a real
+        guest would have are zero); the agent adds state, driver and the counts."""
+        await self._enter("diagnostics", uuid)
+        inst = self._get(uuid)
+        flavor = inst.spec.flavor
+        running = inst.power_state in (states.RUNNING, states.POWER_PAUSED)
+        uptime = int(time.time() - inst.booted_at) if running and inst.booted_at else None
+        zero_nic = dict.fromkeys(("rx_octets", "rx_errors", "rx_drop", "rx_packets", "tx_octets", "tx_errors",
+                                  "tx_drop", "tx_packets"), 0)
+        disks = 1 + (inst.spec.config_drive is not None)
+        return {"hypervisor": "fake", "hypervisor_os": "linux", "uptime": uptime,
+                "config_drive": inst.spec.config_drive is not None,
+                "cpu_details": [{"id": i, "time": (uptime or 0) * 10**9 // 100, "utilisation": 1 if running else 0}
+                                for i in range(flavor.vcpus)],
+                "nic_details": [{"mac_address": v.mac, **zero_nic, "rx_rate": None, "tx_rate": None}
+                                for v in inst.vifs.values()],
+                "disk_details": [{"read_bytes": 0, "read_requests": 0, "write_bytes": 0, "write_requests": 0,
+                                  "errors_count": 0} for _ in range(disks)],
+                "memory_details": {"maximum": flavor.memory_mb, "used": flavor.memory_mb if running else 0}}
 
     async def attach_interface(self, uuid: str, vif: VifSpec) -> None:
         await self._enter("attach_interface", uuid)
