@@ -83,6 +83,15 @@ async def test_host_info_and_a_vnc_console_on_loopback(guests, guest):
         await guests.driver.console(guest.uuid, "spice")
 
 
+async def test_diagnostics_of_the_running_guest(guests, guest):
+    d = await guests.driver.diagnostics(guest.uuid)
+    assert d["hypervisor"] in ("qemu", "kvm") and d["config_drive"] is True and d["uptime"] >= 1
+    assert [c["id"] for c in d["cpu_details"]] == [0] and d["cpu_details"][0]["time"] > 0  # it booted
+    assert len(d["disk_details"]) == 2 and d["disk_details"][0]["read_bytes"] > 0  # root disk, config drive
+    assert d["disk_details"][0]["read_requests"] > 0 and d["disk_details"][0]["errors_count"] == 0
+    assert d["nic_details"] == [] and d["memory_details"] == {"maximum": GUEST_MB, "used": GUEST_MB}
+
+
 async def test_a_command_qemu_refuses_is_a_driver_error(guests, guest):
     async with guests.driver._qmp(guest.uuid) as qmp:  # noqa: SLF001 - the monitor the driver uses
         with pytest.raises(DriverError, match="qemu refused block-export-del: .*export-none"):
@@ -155,6 +164,9 @@ async def test_power_off_without_waiting_is_a_hard_stop_and_is_idempotent(guests
     await d.power_off(guest.uuid)
     with pytest.raises(DriverError, match="not running"):
         await d.pause(guest.uuid)
+    diagnostics = await d.diagnostics(guest.uuid)  # stopped: what is there, without figures
+    assert diagnostics["uptime"] is None and diagnostics["memory_details"]["used"] == 0
+    assert [c["time"] for c in diagnostics["cpu_details"]] == [None] and len(diagnostics["disk_details"]) == 2
 
 
 async def test_destroy_removes_everything_and_is_idempotent(guests, guest):
