@@ -135,6 +135,43 @@ async def test_up_and_down_from_heartbeats(cloud):
     assert await hosts.heartbeat(["no-such-host"]) == 0
 
 
+async def test_a_move_target_must_be_a_compute_host_that_is_up(cloud):
+    from mcloud.core.errors import BadRequest
+
+    hosts = cloud.compute.hosts
+    async with cloud.db.read() as session:
+        await hosts.check_target(session, "cn-2")
+        with pytest.raises(BadRequest, match="^Compute host nowhere could not be found.$"):
+            await hosts.check_target(session, "nowhere")
+        with pytest.raises(BadRequest, match="could not be found"):  # the controller's services are no target
+            await hosts.check_target(session, hosts.controller_host)
+    async with cloud.db.write() as session:
+        await session.execute(sa.update(ComputeServiceRow).where(ComputeServiceRow.host == "cn-2")
+                              .values(last_seen_up=datetime.utcnow() - timedelta(seconds=61)))
+    try:
+        async with cloud.db.read() as session:
+            with pytest.raises(BadRequest, match="^Compute service of cn-2 is unavailable at this time.$"):
+                await hosts.check_target(session, "cn-2")
+    finally:
+        assert await hosts.heartbeat(["cn-2"]) == 1
+    async with cloud.db.write() as session:
+        svc = (await hosts.services(session, host="cn-2", binary="nova-compute"))[0]
+        await hosts.update_service(session, svc, disabled=True, disabled_reason="maintenance")
+    async with cloud.db.read() as session:
+        await hosts.check_target(session, "cn-2")  # disabled but up: the scheduler decides
+    async with cloud.db.write() as session:
+        svc = (await hosts.services(session, host="cn-2", binary="nova-compute"))[0]
+        await hosts.update_service(session, svc, forced_down=True)
+    try:
+        async with cloud.db.read() as session:
+            with pytest.raises(BadRequest, match="unavailable"):
+                await hosts.check_target(session, "cn-2")
+    finally:
+        async with cloud.db.write() as session:
+            svc = (await hosts.services(session, host="cn-2", binary="nova-compute"))[0]
+            await hosts.update_service(session, svc, forced_down=False, disabled=False)
+
+
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 

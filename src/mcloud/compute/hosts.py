@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcloud.compute import configdrive
 from mcloud.compute.drivers.base import HostInfo
 from mcloud.compute.models_hosts import ComputeNode, ComputeServiceRow, HostOp, now
-from mcloud.core.errors import Conflict, NotFound
+from mcloud.core.errors import BadRequest, Conflict, NotFound
 
 log = logging.getLogger("mcloud.compute.hosts")
 
@@ -334,6 +334,20 @@ class Hosts:
         """The resource provider uuid of ``host``'s node (None: no such host)."""
         return (await session.execute(sa.select(ComputeNode.uuid).where(ComputeNode.host == host)
                                       .order_by(ComputeNode.id).limit(1))).scalar()
+
+    async def check_target(self, session: AsyncSession, host: str) -> None:
+        """A destination an admin names for a move (live or cold migration) must be a compute
+        host that is up: Nova's 400s ComputeHostNotFound "Compute host X could not be found." and
+        ComputeServiceUnavailable "Compute service of X is unavailable at this time.", raised
+        before anything is written. A disabled host is not refused here (the scheduler's
+        ComputeFilter decides, as in Nova)."""
+        row = (await session.execute(
+            sa.select(ComputeServiceRow).join(ComputeNode, ComputeNode.service_id == ComputeServiceRow.id)
+            .where(ComputeServiceRow.host == host, ComputeServiceRow.binary == "nova-compute").limit(1))).scalar()
+        if row is None:
+            raise BadRequest(f"Compute host {host} could not be found.")
+        if not self.is_up(row):
+            raise BadRequest(f"Compute service of {host} is unavailable at this time.")
 
     async def node_of(self, session: AsyncSession, host: str) -> ComputeNode | None:
         return (await session.execute(sa.select(ComputeNode).where(ComputeNode.host == host)
