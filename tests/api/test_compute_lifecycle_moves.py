@@ -6,6 +6,7 @@ down."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -207,6 +208,49 @@ async def test_evacuate_from_a_host_that_is_down(w: ComputeWorld) -> None:
         assert await port_hosts(w, sid) == [dest]
     finally:
         await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": False}, expect=200)
+    await gone(w, sid)
+
+
+async def test_a_host_that_comes_back_destroys_what_was_evacuated_or_deleted(w: ComputeWorld) -> None:
+    """Nova's _destroy_evacuated_instances and the reaping of deleted guests: the host was down,
+    one server evacuated elsewhere and one deleted; when its agent starts again (its driver
+    still has both guests, as qemu processes outlive the host process) both are destroyed."""
+    from mcloud.compute.agent import Agent, LocalTransport
+
+    hosts = w.cloud.compute.hosts
+    kept = await boot(w)
+    sid, source = kept["id"], kept["OS-EXT-SRV-ATTR:host"]
+    r = await w["member"].post("/servers", {"server": {
+        "name": uniq("vm"), "imageRef": w.image_id, "flavorRef": w.flavor_id, "networks": [{"uuid": w.network_id}]},
+        "os:scheduler_hints": {"same_host": [sid]}}, expect=202)
+    doomed = (await wait_for(w.admin, r.json()["server"]["id"], "ACTIVE"))["id"]
+    services = (await w.admin.get("/os-services", params={"binary": "nova-compute", "host": source},
+                                  expect=200)).json()["services"]
+    await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": True}, expect=200)
+    try:
+        await w.admin.at("2.94").action(sid, "evacuate", {}, expect=200)
+        dest = (await wait_for(w.admin, sid, "ACTIVE"))["OS-EXT-SRV-ATTR:host"]
+        await w["member"].delete(f"/servers/{doomed}", expect=204)
+        await wait_for(w["member"], doomed, gone=True)
+    finally:
+        await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": False}, expect=200)
+    old = hosts.agents[source]
+    assert {sid, doomed} <= set(old.driver.instances)  # the host never heard of either
+    await old.close()
+    agent = Agent(source, old.driver, LocalTransport(hosts), hosts.config, images=old.images, heartbeat=False)
+    hosts.agents[source] = agent
+    await agent.start()
+    for _ in range(100):
+        if not {sid, doomed} & set(agent.driver.instances):
+            break
+        await asyncio.sleep(0.05)
+    assert not {sid, doomed} & set(agent.driver.instances)
+    assert ("destroy", sid) in agent.driver.calls and ("destroy", doomed) in agent.driver.calls
+    await guest_only_on(w, sid, dest, source)
+    server = (await w.admin.get(f"/servers/{sid}", expect=200)).json()["server"]
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", dest)
+    evacuation = next(m for m in await migrations_of(w, sid) if m["migration_type"] == "evacuation")
+    assert evacuation["status"] == "completed"  # as Nova marks it once the source cleaned up
     await gone(w, sid)
 
 

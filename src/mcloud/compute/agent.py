@@ -211,6 +211,10 @@ class Agent:
     async def start(self) -> None:
         await self.driver.start()
         await self.transport.register(self.host, self.driver.host_info())
+        try:  # every guest reported at once: the controller syncs their states and has the host
+            await self.sync_power_states()  # destroy those evacuated or deleted while it was down
+        except Exception:  # noqa: BLE001 - the heartbeat's sync tries again
+            log.warning("host %s: the first power-state report failed", self.host, exc_info=True)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._pull_loop(), name=f"agent-{self.host}"))
         if self.send_heartbeats:

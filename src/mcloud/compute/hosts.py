@@ -268,6 +268,7 @@ class Hosts:
             return
         from mcloud.compute.models import Instance
 
+        await self.destroy_leftovers(host, list(power_states))
         async with self.db.read() as session:
             rows = (await session.execute(sa.select(Instance.uuid, Instance.power_state, Instance.task_state).where(
                 Instance.uuid.in_(list(power_states)), Instance.host == host,
@@ -284,6 +285,42 @@ class Hosts:
                 else:
                     await session.execute(sa.update(Instance).where(Instance.uuid == instance_uuid)
                                           .values(power_state=power_state))
+
+    async def destroy_leftovers(self, host: str, uuids: list[str]) -> list[str]:
+        """Of the guests ``host``'s driver has (``uuids``), destroy those that are no longer the
+        host's: servers evacuated from it while it was down (an "evacuation" migration from this
+        host, done, the server now elsewhere: Nova's ``_destroy_evacuated_instances``, the
+        migration then "completed") and servers deleted meanwhile (Nova's
+        ``_cleanup_running_deleted_instances`` with its default action, reap). A "destroy" op
+        is queued for each (one per guest and reason, however often the host reports it); the
+        uuids it was sent for are returned."""
+        from mcloud.compute.models import Instance, Migration
+
+        if not uuids:
+            return []
+        sent: list[str] = []
+        async with self.db.write() as session:
+            deleted = (await session.execute(sa.select(Instance.uuid).where(
+                Instance.uuid.in_(uuids), Instance.deleted.is_(True)))).scalars().all()
+            evacuated = (await session.execute(sa.select(Migration).join(
+                Instance, Instance.uuid == Migration.instance_uuid).where(
+                Migration.instance_uuid.in_(uuids), Migration.migration_type == "evacuation",
+                Migration.source_compute == host, Migration.status == "done", Instance.deleted.is_(False),
+                sa.or_(Instance.host.is_(None), Instance.host != host)))).scalars().all()
+            for uuid in deleted:
+                await self.send(session, host, "destroy", uuid, {}, op_id=f"reap:{host}:{uuid}")
+                sent.append(uuid)
+            for mig in evacuated:
+                if mig.instance_uuid not in sent:
+                    await self.send(session, host, "destroy", mig.instance_uuid, {},
+                                    op_id=f"evacuated:{host}:{mig.instance_uuid}:{mig.id}")
+                    sent.append(mig.instance_uuid)
+                mig.status = "completed"
+                mig.updated_at = now()
+        for uuid in sent:
+            log.info("host %s still had instance %s (deleted or evacuated while the host was down): destroying it",
+                     host, uuid)
+        return sent
 
     # ------------------------------------------------------------------ reading the registry
 
