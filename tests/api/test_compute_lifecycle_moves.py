@@ -178,6 +178,26 @@ async def test_live_migration_moves_the_running_server(w: ComputeWorld, caplog: 
     await gone(w, sid)
 
 
+async def test_live_migration_to_a_host_unknown_or_down_is_refused_up_front(w: ComputeWorld) -> None:
+    s = await boot(w)
+    sid, source = s["id"], s["OS-EXT-SRV-ATTR:host"]
+    r = await w.admin.action(sid, "os-migrateLive", {"host": "no-such-host", "block_migration": "auto"})
+    assert r.status_code == 400 and "Compute host no-such-host could not be found." in r.text, r.text
+    target = next(h for h in sorted(w.cloud.compute.hosts.agents) if h != source)
+    services = (await w.admin.get("/os-services", params={"binary": "nova-compute", "host": target},
+                                  expect=200)).json()["services"]
+    await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": True}, expect=200)
+    try:
+        r = await w.admin.action(sid, "os-migrateLive", {"host": target, "block_migration": "auto"})
+        assert r.status_code == 400 and f"Compute service of {target} is unavailable" in r.text, r.text
+    finally:
+        await w.admin.put(f"/os-services/{services[0]['id']}", {"forced_down": False}, expect=200)
+    # nothing was started: the server stays where it was, with no migration
+    server = await wait_for(w.admin, sid, "ACTIVE")
+    assert server["OS-EXT-SRV-ATTR:host"] == source and await migrations_of(w, sid) == []
+    await gone(w, sid)
+
+
 async def test_shelve_offloads_and_unshelve_schedules_again(w: ComputeWorld) -> None:
     s = await boot(w)
     sid = s["id"]

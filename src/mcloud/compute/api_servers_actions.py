@@ -436,7 +436,9 @@ async def _live_migrate(request: Request, caller: Caller, servers: Any, session:
         raise BadRequest("Can't force to a non-provided destination")
     if value.get("host"):
         caller.authorize("os_compute_api:os-migrate-server:migrate_live:host", _target(inst))
-        await _known_host(servers, session, value["host"])
+        # a named destination must be a compute host that is up (Nova's 400s ComputeHostNotFound and
+        # ComputeServiceUnavailable), before anything is written
+        await servers.compute.hosts.check_target(session, value["host"])
     await start_action(servers, session, caller, inst, "os-migrateLive", {
         "host": value.get("host"), "block_migration": value.get("block_migration", "auto"),
         "force": sc.as_bool(value.get("force", False))}, shown="os-migrateLive")
