@@ -8,6 +8,8 @@
   (and kills by PID any qemu left behind) when it closes.
 - ``wait_console(driver, uuid, until)``: polls the serial console through the driver, parsed by
   ``tinyimage.parse_console``, until ``until(seen)`` holds.
+- ``ssh_key(dir)`` / ``guest_ssh(netns, address, key, command)``: a key pair for the config drive
+  (``make_spec(public_key=...)``) and a command run as the guest's root over SSH from a namespace.
 
 The accelerator is settled once per process (``qemu_accel``: KVM only if a test boot works).
 
@@ -25,6 +27,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid as uuidlib
@@ -37,6 +40,7 @@ from mcloud.compute.drivers import qemu as qemu_driver
 from mcloud.compute.drivers import qemu_accel
 from mcloud.compute.drivers.base import FlavorSpec, ImageSpec, InstanceSpec, VifSpec
 from mcloud.compute.tinyimage import GuestConsole, TinyImage, parse_console
+from mcloud.network.dataplane import in_netns
 
 #: the memory of test guests: the Debian kernel does not boot in 64 MB
 GUEST_MB = 96
@@ -66,7 +70,10 @@ def image_spec(image: TinyImage | Path, image_id: str = "tiny") -> ImageSpec:
 
 def make_spec(image: TinyImage | Path | ImageSpec, user_data: str | bytes | None = None,
               vifs: Sequence[VifSpec] = (), uuid: str | None = None, memory_mb: int = GUEST_MB,
-              root_gb: int = 1, vcpus: int = 1, name: str | None = None, config_drive: bool = True) -> InstanceSpec:
+              root_gb: int = 1, vcpus: int = 1, name: str | None = None, config_drive: bool = True,
+              public_key: str | None = None) -> InstanceSpec:
+    """``public_key``: a key pair's public key (the config drive's ``public_keys``: the guest's
+    root logs in with it over SSH)."""
     uuid = uuid or str(uuidlib.uuid4())
     name = name or f"instance-{uuid[:8]}"
     ud = None
@@ -75,6 +82,8 @@ def make_spec(image: TinyImage | Path | ImageSpec, user_data: str | bytes | None
         ud = base64.b64encode(raw).decode()  # as Nova keeps it
     md = {"uuid": uuid, "name": name, "hostname": f"vm-{uuid[:8]}", "launch_index": 0,
           "availability_zone": "nova", "project_id": "p" * 32}
+    if public_key is not None:
+        md.update(key_name="test-key", key_data=public_key, key_type="ssh")
     files = configdrive.files(md, None, ud) if config_drive else None
     spec_image = image if isinstance(image, ImageSpec) else image_spec(image)
     return InstanceSpec(uuid=uuid, name=name, hostname=md["hostname"],
@@ -158,6 +167,37 @@ async def running(driver: Any, **spec_fields: Any) -> InstanceSpec:
     await driver.spawn(spec)
     await wait_console(driver, spec.uuid, lambda s: s.ready)
     return spec
+
+
+def ssh_key(directory: Path) -> tuple[Path, str]:
+    """An RSA key pair (the kind Nova generates), made by Debian's ``dropbearkey`` in
+    ``directory``: (the private key file, for ``guest_ssh``; the public key line, for the config
+    drive)."""
+    key = Path(directory) / "id_rsa.dropbear"
+    key.unlink(missing_ok=True)
+    subprocess.run(["dropbearkey", "-t", "rsa", "-s", "2048", "-f", str(key)], check=True, capture_output=True)
+    shown = subprocess.run(["dropbearkey", "-y", "-f", str(key)], check=True, capture_output=True, text=True).stdout
+    return key, next(line for line in shown.splitlines() if line.startswith("ssh-rsa "))
+
+
+def guest_ssh(netns: str, address: str, key: Path, command: str, timeout: float = 60) -> str:
+    """``command``'s output, run as root on the guest at ``address`` over SSH (Debian's ``dbclient``)
+    from network namespace ``netns``; retried until the guest's SSH server answers (its host
+    key is not checked: a new guest has a new one)."""
+    argv = in_netns(netns, ["dbclient", "-y", "-y", "-i", str(key), f"root@{address}", command])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, "HOME": str(key.parent)})
+            if result.returncode == 0:
+                return result.stdout
+            said = f"{result.returncode} {result.stdout} {result.stderr}"
+        except subprocess.TimeoutExpired:
+            said = "no answer in 20 s"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ssh root@{address} {command!r} from {netns}: {said}")
+        time.sleep(1)
 
 
 def gone(pid: int) -> bool:

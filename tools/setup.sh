@@ -12,9 +12,11 @@ packages=(python3-venv python3-dev)
 packages+=(ovn-central ovn-host openvswitch-switch)
 # the qemu hypervisor driver (mcloud.compute.drivers.qemu): qemu, qemu-img, config drives (genisoimage),
 # qemu's rbd block driver for root disks cloned in Ceph (qemu-block-extra);
-# and what `mcloud image build-tiny` makes the tiny guest of: a Debian kernel and busybox, a FAT
-# file system written without mounting (mtools) made bootable by syslinux's mtools installer
-packages+=(qemu-system-x86 qemu-utils qemu-block-extra genisoimage linux-image-cloud-amd64 busybox mtools syslinux syslinux-common)
+# and what `mcloud image build-tiny` makes the tiny guest of: a Debian kernel, busybox and dropbear (its
+# SSH server; dbclient logs in to guests in tests), a FAT file system written without mounting
+# (mtools) made bootable by syslinux's mtools installer
+packages+=(qemu-system-x86 qemu-utils qemu-block-extra genisoimage linux-image-cloud-amd64 busybox dropbear-bin mtools
+           syslinux syslinux-common)
 # the remote console's web page (noVNC, served by the compute console proxy at /compute/vnc/)
 packages+=(novnc)
 if [ "$purpose" = test ]; then

@@ -2,7 +2,9 @@
 tests/real/ovn_stack.py), their NICs taps on br-int plugged by the qemu driver through
 ``mcloud.network.host.Host``: each takes its port's address from OVN's DHCP, pings the other
 (a script in its user data, the result on its console), and answers a ping from a namespace host
-on the same network."""
+on the same network. That host logs in to both as root over SSH with the key pair of their config
+drive (the guest's dropbear; Debian's dbclient here) and runs what Tempest's validation runs: each
+guest's hostname is its server's, and its /proc/cpuinfo lists the flavor's vCPUs (1 and 2)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 
 from mcloud.compute.drivers.base import VifSpec
 from tests.harness import missing
-from tests.qemu import Guests, make_spec, qemu_missing, tiny, wait_console
+from tests.qemu import Guests, guest_ssh, make_spec, qemu_missing, ssh_key, tiny, wait_console
 from tests.real.ovn_stack import ovn_stack
 
 pytestmark = pytest.mark.real
@@ -39,13 +41,14 @@ async def test_two_guests_on_one_network_get_dhcp_and_ping_each_other(tmp_path):
         net, subnet = await n.net_with_subnet(cidr="10.44.0.0/24")
         ports = [await stack.port(net["id"], fixed_ips=[{"subnet_id": subnet["id"], "ip_address": ip}])
                  for ip in ("10.44.0.11", "10.44.0.12")]
+        key, public_key = ssh_key(tmp_path)
         async with Guests(tmp_path / "qemu", network_host=stack.ovn.host) as guests:
             d = guests.driver
             assert d.network == "host"
             specs = []
-            for port, peer in ((ports[0], "10.44.0.12"), (ports[1], "10.44.0.11")):
+            for port, peer, vcpus in ((ports[0], "10.44.0.12", 1), (ports[1], "10.44.0.11", 2)):
                 vif = VifSpec(port_id=port["id"], mac=port["mac_address"], network_id=net["id"], mtu=net.get("mtu"))
-                spec = make_spec(tiny(), user_data=pinger(peer), vifs=[vif])
+                spec = make_spec(tiny(), user_data=pinger(peer), vifs=[vif], public_key=public_key, vcpus=vcpus)
                 await d.spawn(spec)
                 specs.append(spec)
             for port in ports:
@@ -61,6 +64,11 @@ async def test_two_guests_on_one_network_get_dhcp_and_ping_each_other(tmp_path):
             ns, _ = await stack.guest(host_port, "pinger")
             for ip in ("10.44.0.11", "10.44.0.12"):
                 assert await asyncio.to_thread(stack.ovn.ns.wait_ping, ns, ip, 20) >= 0
+            # and logs in over SSH with the key pair, as Tempest's validation does (its shell prologue)
+            for spec, ip in zip(specs, ("10.44.0.11", "10.44.0.12")):
+                said = await asyncio.to_thread(guest_ssh, ns, ip, key, "set -eu -o pipefail; PATH=$PATH:/sbin; "
+                                               "hostname; grep -c ^processor /proc/cpuinfo")
+                assert said.split() == [spec.hostname, str(spec.flavor.vcpus)], said
             # the taps go with the instances
             plugged = await asyncio.to_thread(stack.ovn.host.plugged)
             assert {p["id"] for p in ports} <= set(plugged)

@@ -3,10 +3,11 @@
 The image is a qcow2 disk of a few tens of MB: a FAT file system (labelled ``MCLOUDTINY``) on the
 whole disk, made bootable by syslinux's mtools installer, holding the Debian kernel of this
 machine (``/boot/vmlinuz-*``, package linux-image-cloud-amd64 or -amd64) and an initramfs packed
-here: busybox, the kernel modules the guest needs (virtio before its drivers, from
-``modules.dep``), and the scripts of ``tinyimage_guest.py``. Nothing is mounted to build it:
-``mformat``/``mcopy`` write the file system into a plain file, ``syslinux --install`` the boot
-sector, ``qemu-img convert`` the qcow2.
+here: busybox, Debian's dropbear (the guest's SSH server: root logs in with the key pair of the
+config drive) with the libraries both load, the kernel modules the guest needs (virtio before
+its drivers, from ``modules.dep``), and the scripts of ``tinyimage_guest.py``. Nothing is
+mounted to build it: ``mformat``/``mcopy`` write the file system into a plain file,
+``syslinux --install`` the boot sector, ``qemu-img convert`` the qcow2.
 
 What the guest prints on its serial console (the lines machines look for)::
 
@@ -24,7 +25,7 @@ What the guest prints on its serial console (the lines machines look for)::
     mcloud-tiny: powering off
 
 ``build()`` caches the image by the content of everything that goes in (the kernel, its
-modules, busybox, the guest's scripts), so a second build is a file lookup.
+modules, busybox, dropbear, the guest's scripts), so a second build is a file lookup.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from mcloud.compute import tinyimage_guest as guest
 
 #: bump when the way the image is put together changes (it is part of the cache key)
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
 BOOT_START = "mcloud-tiny: starting"
 MARKER_BOOTED = "mcloud-tiny: booted instance "
@@ -64,7 +65,9 @@ DISK_MB = 48
 MIN_RAM_MB = 96
 
 PROGRAMS = {"mformat": "mtools", "mcopy": "mtools", "syslinux": "syslinux", "qemu-img": "qemu-utils",
-            "busybox": "busybox or busybox-static"}
+            "busybox": "busybox or busybox-static", "dropbear": "dropbear-bin"}
+#: programs the guest runs besides busybox (packed with their libraries): name -> path in the guest
+GUEST_PROGRAMS = {"dropbear": "usr/sbin/dropbear"}
 SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
 
 
@@ -109,7 +112,7 @@ def _version_key(path: Path) -> list[object]:
 
 def missing() -> str | None:
     """What keeps the image from being built here (a sentence), or None."""
-    absent = sorted({pkg for prog, pkg in PROGRAMS.items() if shutil.which(prog) is None})
+    absent = sorted({pkg for prog, pkg in PROGRAMS.items() if _which(prog) is None})
     problems = [f"missing programs (Debian: {', '.join(absent)})"] if absent else []
     if not (SYSLINUX_MODULES / "ldlinux.c32").exists():
         problems.append("no syslinux BIOS modules (Debian: syslinux-common)")
@@ -161,11 +164,21 @@ def _builtin(modules_dir: Path, name: str) -> bool:
                                     for line in builtin.read_text().splitlines())
 
 
+def _which(program: str) -> str | None:
+    """``program`` on the PATH or in the sbin directories (not on a non-root user's PATH)."""
+    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+
+
 def _busybox() -> tuple[Path, list[Path]]:
     """busybox and, when it is linked dynamically, the libraries it loads (with the loader)."""
-    found = shutil.which("busybox")
+    return _program("busybox")
+
+
+def _program(name: str) -> tuple[Path, list[Path]]:
+    """Program ``name`` and, when it is linked dynamically, the libraries it loads (with the loader)."""
+    found = _which(name)
     if found is None:
-        raise TinyImageError("busybox is not installed (Debian: busybox or busybox-static)")
+        raise TinyImageError(f"{name} is not installed (Debian: {PROGRAMS.get(name, name)})")
     path = Path(found).resolve()
     libs: list[Path] = []
     result = subprocess.run(["ldd", str(path)], capture_output=True, text=True)
@@ -234,6 +247,8 @@ class _Inputs:
     modules: list[Path]
     busybox: Path
     libs: list[Path]
+    #: path in the guest -> the program (GUEST_PROGRAMS); its libraries are in ``libs``
+    programs: dict[str, Path] = dataclasses.field(default_factory=dict)
 
     @property
     def kernel_version(self) -> str:
@@ -244,7 +259,9 @@ class _Inputs:
         for name, (mode, text) in sorted(guest.FILES.items()):
             digest.update(f"{name} {mode:o} {len(text)}\n".encode() + text.encode())
         digest.update(guest.SYSLINUX_CFG.encode())
-        for path in [self.kernel, self.busybox, *self.libs, *self.modules, SYSLINUX_MODULES / "ldlinux.c32"]:
+        digest.update("".join(f"{name}\n" for name in sorted(self.programs)).encode())
+        for path in [self.kernel, self.busybox, *self.libs, *self.modules, SYSLINUX_MODULES / "ldlinux.c32",
+                     *(self.programs[name] for name in sorted(self.programs))]:
             digest.update(f"{path.name}\n".encode())
             digest.update(_file_hash(path))
         return digest.hexdigest()
@@ -263,7 +280,11 @@ def _inputs(kernel: Path | None) -> _Inputs:
         raise TinyImageError(f"cannot build the tiny image: {why}")
     kernel_path, modules_dir = find_kernel(kernel)
     busybox, libs = _busybox()
-    return _Inputs(kernel_path, module_order(modules_dir), busybox, libs)
+    programs: dict[str, Path] = {}
+    for name, guest_path in GUEST_PROGRAMS.items():
+        programs[guest_path], more = _program(name)
+        libs += [lib for lib in more if lib not in libs]
+    return _Inputs(kernel_path, module_order(modules_dir), busybox, libs, programs)
 
 
 def initramfs(inputs: _Inputs) -> bytes:
@@ -278,6 +299,8 @@ def initramfs(inputs: _Inputs) -> bytes:
     cpio.symlink("bin/sh", "busybox")
     for lib in inputs.libs:
         cpio.file(str(lib), lib.read_bytes(), 0o755)
+    for guest_path, program in sorted(inputs.programs.items()):
+        cpio.file(guest_path, program.read_bytes(), 0o755)
     names = []
     for module in inputs.modules:
         name = _module_name(module.name)

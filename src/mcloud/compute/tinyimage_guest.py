@@ -11,14 +11,18 @@ hands over to busybox ``init``, whose ``sysinit`` is ``/etc/rc``:
    so that tests can tell a disk that lived on from a fresh one;
 3. mount the config drive (ISO 9660 labelled ``config-2``), print the boot marker with the
    instance uuid from ``openstack/latest/meta_data.json`` and its user data between two
-   framing lines, and take the hostname;
+   framing lines, take the hostname (the server's name, as Nova's ``hostname`` has it) and
+   write the key pair's public keys (``public_keys``) to ``/root/.ssh/authorized_keys``;
 4. bring every NIC up and ask DHCP (busybox ``udhcpc``) on all of them at once, printing each
-   lease; then ``ready``. A NIC plugged later (interface attach) gets the same, through busybox
+   lease; start the SSH server (Debian's ``dropbear``, in the background: it makes its host key
+   at the first connection, ``-R``; key logins only, as ``root``, whose shell is ``/bin/sh``);
+   then ``ready``. A NIC plugged later (interface attach) gets the same, through busybox
    ``uevent``;
 5. run the user data when it is a script (``#!``), its output framed and its exit status printed.
 
 ``acpid`` turns the ACPI power button into a clean power-off. Every line the guest prints for
-machines starts with ``mcloud-tiny:`` (the exact texts are in ``tinyimage.py``).
+machines starts with ``mcloud-tiny:`` (the exact texts are in ``tinyimage.py``). The kernel sees
+as many CPUs as qemu gives it (the flavor's vCPUs): ``/proc/cpuinfo`` lists them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ DISK_LABEL = "MCLOUDTINY"
 
 INIT = """\
 #!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /run /tmp /mnt/config /mnt/disk /sbin /usr/bin /usr/sbin
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /mnt/config /mnt/disk /sbin /usr/bin /usr/sbin /etc/dropbear
 /bin/busybox --install -s
 exec /bin/busybox init
 """
@@ -48,6 +52,8 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 say() { echo "mcloud-tiny: $*"; }
 say "starting, kernel $(uname -r)"
@@ -96,6 +102,14 @@ if [ -f "$latest/meta_data.json" ]; then
   uuid=$(field uuid)
   name=$(field hostname)
   [ -n "$name" ] && hostname "${name%%.*}"
+  # the key pair: "public_keys": {"<name>": "<key>\n", ...} (JSON escapes dropped)
+  keys=$(sed -n 's/.*"public_keys": *{\([^}]*\)}.*/\1/p' "$latest/meta_data.json" |
+    grep -o '": *"[^"]*"' | sed 's/^": *"//; s/"$//; s/\\[nrt]//g')
+  if [ -n "$keys" ]; then
+    mkdir -p -m 700 /root/.ssh
+    echo "$keys" > /root/.ssh/authorized_keys
+    chmod 600 /root/.ssh/authorized_keys
+  fi
 fi
 say "booted instance $uuid"
 if [ -f "$latest/user_data" ]; then
@@ -117,6 +131,8 @@ for path in /sys/class/net/*; do
   pids="$pids $!"
 done
 [ -n "$pids" ] && wait $pids
+# SSH: root with the key pair's keys (no passwords); the host key is made at the first login
+dropbear -R -s
 say "ready"
 
 # user data that is a script runs once the network is up
@@ -153,7 +169,7 @@ exit 0
 RC_SHUTDOWN = """\
 #!/bin/sh
 echo "mcloud-tiny: powering off"
-killall uevent udhcpc acpid 2>/dev/null
+killall dropbear uevent udhcpc acpid 2>/dev/null
 sync
 """
 
@@ -219,5 +235,6 @@ FILES: dict[str, tuple[int, str]] = {
     "etc/acpi/PWRF/00000080": (0o755, ACPI_POWER),
     "etc/hostname": (0o644, "tiny\n"),
     "etc/passwd": (0o644, "root:x:0:0:root:/root:/bin/sh\n"),
+    "etc/shells": (0o644, "/bin/sh\n"),
     "etc/group": (0o644, "root:x:0:\n"),
 }
