@@ -4,7 +4,8 @@ TCG) boots on the controller's host on a tenant network; its remote console work
 proxy (a real RFB handshake with qemu's VNC server); a live migration to the agent's host
 (`openstack server migrate --live-migration --host`) moves it while a ping from a namespace on
 the tenant network keeps answering: the longest silence is printed and bounded; the guest's
-console shows no second boot."""
+console shows no second boot. Then a cold migration (`server migrate --host`, confirmed) brings it
+back to the controller's host, stopped, its disk copied, booted again there."""
 
 from __future__ import annotations
 
@@ -119,4 +120,22 @@ def test_live_migration_keeps_a_ping_answering(hosts, world):
     # the console follows the guest to the agent's host
     url = hosts.cli("console", "url", "show", "--novnc", server["id"])["url"]
     assert handshake(websocket_url(url)).width > 0
+
+    # a cold migration back: the guest is stopped, its disk copied to the controller's host (the
+    # boot count it keeps on that disk goes on from there), started again; confirmed, it is ACTIVE
+    boots = parse_console(console_log(hosts, server["id"])).boot_count or seen.boot_count
+    hosts.cloud.openstack("--os-compute-api-version", "2.56", "server", "migrate", "--host", CONTROLLER,
+                          "--wait", server["id"])
+    moved = hosts.cli("server", "show", server["id"])
+    assert moved["status"] == "VERIFY_RESIZE" and moved["OS-EXT-SRV-ATTR:host"] == CONTROLLER, moved
+    hosts.cloud.openstack("server", "resize", "confirm", server["id"])
+    wait_for(lambda: hosts.cli("server", "show", server["id"])["status"] == "ACTIVE", 60, doc="the confirm")
+    again = wait_for(lambda: (s := parse_console(console_log(hosts, server["id"]))).ready and s, 120,
+                     doc="the guest to boot on the controller's host", interval=1)
+    assert again.uuid == server["id"] and again.boot_count == boots + 1, (boots, again)
+    ns.wait_ping(pinger_ns, next(iter(again.leases.values())).split("/")[0], timeout=30)
+    migrations = hosts.cli("--os-compute-api-version", "2.80", "server", "migration", "list",
+                           "--server", server["id"])
+    assert [m["Type"] for m in migrations][:2] == ["migration", "live-migration"], migrations
+    assert migrations[0]["Status"] == "confirmed", migrations
     hosts.cloud.openstack("server", "delete", "--wait", server["id"])

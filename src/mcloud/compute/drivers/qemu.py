@@ -332,7 +332,7 @@ class QemuDriver:
     # -- launching ----------------------------------------------------------------------------
 
     def _argv(self, machine: Machine, p: _Paths, nics: list[tuple[VifSpec, int | None]],
-              incoming: bool = False) -> list[str]:
+              incoming: bool = False, paused: bool = False) -> list[str]:
         accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", f"tcg,tb-size={self.tb_size}"]
         argv = [self.binary, "-name", f"guest={machine.name},debug-threads=on", "-uuid", machine.uuid,
                 "-machine", self.machine_type, *accel, "-m", str(machine.memory_mb), "-smp", str(machine.vcpus),
@@ -363,9 +363,11 @@ class QemuDriver:
             argv += ["-netdev", netdev, "-device", json.dumps(device)]
         if incoming:
             argv += ["-incoming", "defer", "-S"]
+        elif paused:  # never started: its CPUs wait at the reset vector (qemu's "prelaunch")
+            argv += ["-S"]
         return argv
 
-    async def _launch(self, machine: Machine, incoming: bool = False) -> None:
+    async def _launch(self, machine: Machine, incoming: bool = False, paused: bool = False) -> None:
         p = self._paths(machine.uuid)
         if self._pid(machine.uuid) is not None:
             return
@@ -378,7 +380,7 @@ class QemuDriver:
                 for d in machine.vifs:
                     vif = _vif(d)
                     nics.append((vif, await self._plug(vif)))
-            argv = self._argv(machine, p, nics, incoming)
+            argv = self._argv(machine, p, nics, incoming, paused)
             fds = [fd for _, fd in nics if fd is not None]
             with open(p.log, "ab") as err:
                 proc = await asyncio.to_thread(subprocess.run, argv, stdin=subprocess.DEVNULL,
@@ -857,8 +859,16 @@ class QemuDriver:
         the mirror finishes, and this host lets the instance go. Returns qemu's own figures of
         the move: ``downtime_ms`` (the guest paused, as qemu measured it), ``total_time_ms``,
         and the bytes of memory and disk (Nova's Migration fields memory_/disk_ total, processed,
-        remaining)."""
+        remaining).
+
+        A stopped instance (a cold move: resize or migrate to another host) goes the same way:
+        its qemu is started with its CPUs held at the reset vector (``-S``, never run), its disk
+        mirrored and its untouched memory sent (half a MB, a tenth of a second), and the
+        destination, finding a guest that never ran, leaves it stopped (``finish_incoming``)."""
         self._existing(uuid)
+        cold = self._pid(uuid) is None
+        if cold:
+            await self._launch(self._load(uuid), paused=True)
         mirrors: list[str] = []
         disk_total = 0
         try:
@@ -901,9 +911,12 @@ class QemuDriver:
                     for node in target.disks:
                         with contextlib.suppress(DriverError):
                             await qmp.execute("blockdev-del", {"node-name": f"mig-{node}"})
-                    if await qmp.status() != "running":
+                    if not cold and await qmp.status() != "running":
                         with contextlib.suppress(DriverError):
                             await qmp.execute("cont")
+            if cold:  # stopped it was, stopped it stays
+                with contextlib.suppress(Exception):
+                    await self._kill(uuid)
             raise
         await self._teardown(uuid, keep_shared_disk=True)
         ram = done.get("ram") or {}
@@ -913,14 +926,19 @@ class QemuDriver:
                 "disk_processed": disk_total, "disk_remaining": 0}
 
     async def finish_incoming(self, uuid: str) -> None:
+        """The guest runs here once the stream is in; one that never ran on the source (qemu's
+        ``prelaunch``: a cold move of a stopped instance) stays stopped, its disk kept."""
         async with self._qmp(uuid) as qmp:
             await self._incoming_done(qmp, timeout=60)
             with contextlib.suppress(DriverError):
                 await qmp.execute("block-export-del", {"id": "export-disk"})
             with contextlib.suppress(DriverError):
                 await qmp.execute("nbd-server-stop")
-            if await qmp.status() != "running":
+            status = await qmp.status()
+            if status not in ("running", "prelaunch"):
                 await qmp.execute("cont")
+        if status == "prelaunch":
+            await self._kill(uuid)
 
     async def abort_incoming(self, uuid: str) -> None:
         await self._teardown(uuid, keep_shared_disk=True)
