@@ -8,21 +8,28 @@ a context manager or a fixture). Nothing here touches the machine's default name
         guest = ns.add("guest")
         ns.run(guest, "ip", "addr")
         assert ns.ping(guest, "10.0.0.5")
+
+``LoopbackForward(namespace, port)`` makes ``127.0.0.1:port`` inside a namespace lead to
+``127.0.0.1:port`` of the test's own namespace (a client run in "the outside" reaches a `mcloud up`
+at the URLs of its catalog); the namespace gets no other way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from mcloud.network.dataplane import in_netns
+from mcloud.network.dataplane import call_in_netns, in_netns
 
 _counter = itertools.count()
 
@@ -257,6 +264,81 @@ class Namespaces:
             if result.returncode != 0 or not lease_file.exists():
                 raise RuntimeError(f"udhcpc in {name} got no lease on {ifname}: {result.stderr.strip()}")
             return dict(line.split("=", 1) for line in lease_file.read_text().splitlines() if "=" in line)
+
+
+class LoopbackForward:
+    """TCP from ``127.0.0.1:port`` inside network namespace ``namespace`` to ``127.0.0.1:port``
+    (or ``target``) here, while it is open. The listening socket is made in the namespace
+    (``call_in_netns``) and stays there; each connection is relayed by two threads of this
+    namespace."""
+
+    def __init__(self, namespace: str, port: int, target: tuple[str, int] | None = None):
+        self.target = target or ("127.0.0.1", port)
+
+        def listen() -> socket.socket:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(64)
+            return sock
+
+        self.listener = call_in_netns(namespace, listen)
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept, name=f"forward-{port}", daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.target, timeout=10)
+            server.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._open.update((client, server))
+        back = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+        back.start()
+        self._pump(client, server)
+        back.join()
+        with self._lock:
+            self._open.difference_update((client, server))
+        client.close()
+        server.close()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self._acceptor.join(timeout=5)
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def __enter__(self) -> LoopbackForward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Pinger:

@@ -34,6 +34,12 @@
 #                       an empty qcow2, enough for the fake driver)
 #   --conf-extra FILE   ini file merged over the generated tempest.conf
 #   --concurrency N     test workers (default: 2)
+#   --validation        [validation] on: Tempest logs in to its servers over SSH as root
+#                       with its key pair, through a floating IP (the tiny image's dropbear);
+#                       Tempest must then reach the provider network (see --run-prefix)
+#   --run-prefix CMD    words put before `tempest run`, e.g. "nsenter --net=/run/netns/NS --"
+#                       to run Tempest in a namespace that reaches the guests' floating IPs
+#                       (the API must answer at the catalog's URLs there too)
 #   --list              only print the test ids that would run
 #   --plugin PIP_SPEC   also pip-install a Tempest plugin (repeatable), e.g.
 #                       designate-tempest-plugin==0.30.0
@@ -124,7 +130,8 @@ WORK="${MCLOUD_TEMPEST_WORK:-$TOP/work}"
 export XDG_CONFIG_HOME="$WORK.xdg"     # tempest init would create ~/.tempest/etc
 
 CLOUD_DIR="" CLOUD=mcloud START=0 PORT="" SERVICES=identity CONCURRENCY=2 NETWORK_DRIVER="" COMPUTE_DRIVER=""
-COMPUTE_HOSTS=""
+COMPUTE_HOSTS="" VALIDATION=""
+RUN_PREFIX=()
 IMAGE_FILE=""
 LIST_ONLY=0 REINSTALL=0
 LOAD_LISTS=() REGEXES=() EXCLUDES=() EXTRA_CONF=() PLUGINS=()
@@ -147,6 +154,8 @@ while [ $# -gt 0 ]; do
     --compute-hosts) COMPUTE_HOSTS="$2"; shift 2 ;;
     --image-file) IMAGE_FILE="$(realpath "$2")"; shift 2 ;;
     --concurrency) CONCURRENCY="$2"; shift 2 ;;
+    --validation) VALIDATION=1; shift ;;
+    --run-prefix) read -r -a RUN_PREFIX <<< "$2"; shift 2 ;;
     --list) LIST_ONLY=1; shift ;;
     --plugin) PLUGINS+=("$2"); shift 2 ;;
     --reinstall) REINSTALL=1; shift ;;
@@ -304,7 +313,7 @@ fi
 if [ "$with_nova" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
   # [compute]/[compute-feature-enabled]: images and flavors for the servers, the microversion range
   "$PY" "$HERE/compute_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/compute.conf" \
-    ${IMAGE_FILE:+--image-file "$IMAGE_FILE"} || die "compute_conf.py failed"
+    ${IMAGE_FILE:+--image-file "$IMAGE_FILE"} ${VALIDATION:+--validation} || die "compute_conf.py failed"
   extra_args+=(--extra "$WORK/compute.conf")
 fi
 for f in ${EXTRA_CONF[@]+"${EXTRA_CONF[@]}"}; do extra_args+=(--extra "$f"); done
@@ -356,7 +365,7 @@ if [ "$LIST_ONLY" = 1 ]; then cat "$SELECTED"; echo "tempest.sh: $NSEL tests" >&
 echo "tempest.sh: running $NSEL tests against $(sed -n 's/^uri_v3 = //p' etc/tempest.conf) (concurrency $CONCURRENCY)" >&2
 runs_before="$(cat "$WORK/.stestr/next-stream" 2>/dev/null || echo 0)"
 rc=0
-"$VENV/bin/tempest" run --config-file "$WORK/etc/tempest.conf" \
+${RUN_PREFIX[@]+"${RUN_PREFIX[@]}"} "$VENV/bin/tempest" run --config-file "$WORK/etc/tempest.conf" \
   --load-list "$SELECTED" --concurrency "$CONCURRENCY" > "$WORK/run.log" 2>&1 || rc=$?
 if [ "$(cat "$WORK/.stestr/next-stream" 2>/dev/null || echo 0)" = "$runs_before" ] ||
    ! "$VENV/bin/stestr" last --subunit > "$WORK/last.subunit" 2>/dev/null; then

@@ -10,7 +10,8 @@ security group, floating IP and network proxies, instance actions, usage, migrat
 password, /extensions, os-hosts, the usage audit log, external events, the noVNC console through
 the proxy to tools/tempest.sh's stand-in VNC server); the whole suite stays a few minutes on 2 cores. Every interop test must pass but those Tempest skips here
 (volume attachments until the block storage service exists, and SSH validation, off with the fake
-drivers), and nothing of the subset may fail.
+drivers: its two tests pass with real guests in test_tempest_compute_qemu.py), and nothing of the
+subset may fail.
 """
 
 from __future__ import annotations

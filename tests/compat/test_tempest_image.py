@@ -23,10 +23,12 @@ pytestmark = pytest.mark.tempest
 INTEROP = REPO.parent / "shared" / "compat" / "interop-powered-compute.txt"
 
 
-def tempest(tmp_path, *args: str) -> tuple[str, dict[str, str]]:
-    """Run tools/tempest.sh with a cloud of its own: (its summary line, test -> status)."""
-    cmd = [str(REPO / "tools" / "tempest.sh"), "--start", "--port", str(free_port()), "--cloud-dir",
-           str(tmp_path / "cloud"), *args]
+def tempest(tmp_path, *args: str, cloud_dir: Path | None = None) -> tuple[str, dict[str, str]]:
+    """Run tools/tempest.sh with a cloud of its own, or against the running cloud whose data dir
+    is ``cloud_dir``: (its summary line, test -> status)."""
+    where = ["--cloud-dir", str(cloud_dir)] if cloud_dir else [
+        "--start", "--port", str(free_port()), "--cloud-dir", str(tmp_path / "cloud")]
+    cmd = [str(REPO / "tools" / "tempest.sh"), *where, *args]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [line for line in run.stdout.splitlines() if line.startswith("tempest:")]
     assert lines, f"tempest.sh printed no summary:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"

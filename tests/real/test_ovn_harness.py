@@ -1,17 +1,23 @@
 """The data plane mCloud supervises (mcloud.network.dataplane via tests/ovn.py): its daemons
 run in a namespace of their own, nothing appears in the machine's default namespace, a daemon
-that dies is restarted, and ports plug into namespaces."""
+that dies is restarted, and ports plug into namespaces. And the harness's loopback forward into a
+namespace."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.harness import free_port
+from tests.netns import LoopbackForward, Namespaces
 from tests.ovn import OvnHarness
 
 pytestmark = pytest.mark.real
@@ -69,3 +75,35 @@ def test_namespaces_are_cleaned_up() -> None:
             continue
         assert state == "Z"  # ended (a zombie until reaped by whoever adopted it), not running
     assert not root.exists()
+
+
+def test_a_loopback_forward_leads_a_namespace_to_a_server_here() -> None:
+    """``LoopbackForward``: 127.0.0.1:PORT inside a namespace reaches a server on 127.0.0.1:PORT
+    here (as Tempest in "the outside" reaches `mcloud up`), and nothing once it is closed."""
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/x', timeout=5).read())"
+    try:
+        with Namespaces(prefix="mcf") as ns:
+            inside = ns.add("fwd")
+            assert ns.run(inside, sys.executable, "-c", fetch, check=False).returncode != 0  # nothing there yet
+            with LoopbackForward(inside, port):
+                for _ in range(3):
+                    assert ns.run(inside, sys.executable, "-c", fetch).stdout.strip() == "b'hello /x'"
+            assert ns.run(inside, sys.executable, "-c", fetch, check=False).returncode != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the handler's name
+        body = f"hello {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass

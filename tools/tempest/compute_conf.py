@@ -13,7 +13,9 @@ It authenticates as the admin of clouds.yaml and
   the fake driver);
 - picks the two smallest flavors for flavor_ref and flavor_ref_alt;
 - reads the maximum microversion from the version document, and writes the feature flags of what
-  mCloud's compute implements (FEATURES below).
+  mCloud's compute implements (FEATURES below);
+- with ``--validation``, turns Tempest's [validation] on for the tiny image (VALIDATION below):
+  Tempest then logs in over SSH to the servers it validates, through a floating IP.
 """
 
 import argparse
@@ -63,6 +65,23 @@ FEATURES = {
     "volume_multiattach": "false",
     "volume_backed_live_migration": "false",
     "stable_rescue": "false",
+}
+
+
+# [validation] with --validation: what the tiny image (mcloud image build-tiny) offers. Its dropbear
+# lets root in with the key pair of the config drive; Tempest reaches it through a floating IP
+# on the public network (so Tempest must run where that network is reachable).
+VALIDATION = {
+    "run_validation": "true",
+    "connect_method": "floating",
+    "auth_method": "keypair",
+    "ip_version_for_ssh": "4",
+    "image_ssh_user": "root",
+    "image_alt_ssh_user": "root",
+    "ssh_key_type": "rsa",
+    "ssh_timeout": "120",
+    "connect_timeout": "30",
+    "ping_timeout": "120",
 }
 
 
@@ -128,6 +147,7 @@ def main():
     ap.add_argument("--clouds", required=True)
     ap.add_argument("--cloud", default="mcloud")
     ap.add_argument("--image-file", help="a bootable qcow2 for the servers (default: an empty qcow2)")
+    ap.add_argument("--validation", action="store_true", help="[validation] on (SSH into the servers)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     clouds = yaml.safe_load(open(a.clouds))["clouds"]
@@ -170,7 +190,7 @@ def main():
         "build_timeout": "120", "build_interval": "1",
     }
     conf["compute-feature-enabled"] = FEATURES
-    conf["validation"] = {"run_validation": "false"}
+    conf["validation"] = VALIDATION if a.validation else {"run_validation": "false"}
     with open(a.out, "w") as f:
         conf.write(f)
     print("compute_conf: wrote %s (image %s, flavors %s/%s, max microversion %s, %d compute hosts)"

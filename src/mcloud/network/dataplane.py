@@ -33,6 +33,7 @@ as it is.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import ipaddress
@@ -44,9 +45,9 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,36 @@ def in_netns(namespace: str | None, argv: Sequence[str]) -> list[str]:
     if not namespace:
         return list(argv)
     return ["nsenter", f"--net={NETNS_DIR}/{namespace}", "--", *argv]
+
+
+_T = TypeVar("_T")
+
+
+def call_in_netns(namespace: str | None, fn: Callable[[], _T]) -> _T:
+    """``fn()``, called by a thread of its own that entered the named network namespace (or as it
+    is when ``namespace`` is None): ``setns`` moves only the calling thread, which ends right
+    after. Sockets and devices ``fn`` opens stay in that namespace, whoever uses them later (a
+    tap's descriptor for qemu, a listening socket). What ``fn`` raises is raised here."""
+    if not namespace:
+        return fn()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"{NETNS_DIR}/{namespace}") as ns:
+                if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), f"setns into network namespace {namespace}")
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"in-netns-{namespace}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def programs_missing() -> str | None:

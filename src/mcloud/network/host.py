@@ -21,17 +21,14 @@ Nova's os-vif does. ``unplug(port_id)`` removes the OVS port and the device.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import struct
 import subprocess
-import threading
 import time
 
-from mcloud.network.dataplane import DataPlane, in_netns
+from mcloud.network.dataplane import DataPlane, call_in_netns, in_netns
 
-_CLONE_NEWNET = 0x40000000
 _TUNSETIFF = 0x400454CA
 _IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
@@ -110,32 +107,20 @@ class Host:
     def open_tap(self, name: str) -> int:
         """A file descriptor of tap ``name`` (made by ``plug_tap``), opened in the data plane's
         namespace, for qemu's ``-netdev tap,fd=N``. The caller owns (and closes) it."""
-        result: dict[str, object] = {}
 
-        def opener() -> None:
-            # setns changes only this thread's namespace; the thread ends right after
+        def opener() -> int:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
             try:
-                if self.namespace:
-                    libc = ctypes.CDLL(None, use_errno=True)
-                    with open(f"/run/netns/{self.namespace}") as ns:
-                        if libc.setns(ns.fileno(), _CLONE_NEWNET) != 0:
-                            raise OSError(ctypes.get_errno(), "setns into the data plane's namespace")
-                fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
-                try:
-                    fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI))
-                except BaseException:
-                    os.close(fd)
-                    raise
-                result["fd"] = fd
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                result["error"] = exc
+                fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI))
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
 
-        thread = threading.Thread(target=opener, name=f"open-{name}")
-        thread.start()
-        thread.join()
-        if "error" in result:
-            raise HostError(f"cannot open tap {name}: {result['error']}")
-        return int(result["fd"])  # type: ignore[call-overload]
+        try:
+            return call_in_netns(self.namespace or None, opener)
+        except Exception as exc:
+            raise HostError(f"cannot open tap {name}: {exc}") from exc
 
     def plug_namespace(self, port_id: str, mac: str, netns: str, ifname: str = "eth0",
                        mtu: int | None = None) -> str:
