@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -66,6 +67,19 @@ def image_spec(image: TinyImage | Path, image_id: str = "tiny") -> ImageSpec:
     path = image.path if isinstance(image, TinyImage) else Path(image)
     return ImageSpec(id=image_id, disk_format="qcow2", path=path, properties=dict(tinyimage.IMAGE_PROPERTIES),
                      size=path.stat().st_size if path.exists() else 0)
+
+
+def tiny_direct() -> ImageSpec:
+    """The tiny image as ``mcloud image build-tiny --upload`` puts it in the image service: its
+    disk naming its kernel and initramfs (kernel_id, ramdisk_id, os_command_line), which the
+    driver gives qemu directly (as the agent's image cache hands them over)."""
+    from mcloud.compute import tinyimage_upload
+
+    boot = tinyimage_upload.boot_files()
+    props = {**tinyimage.IMAGE_PROPERTIES, "kernel_id": "tiny-kernel", "ramdisk_id": "tiny-ramdisk",
+             "os_command_line": boot.cmdline}
+    return dataclasses.replace(image_spec(tiny()), properties=props, kernel_id="tiny-kernel",
+                               ramdisk_id="tiny-ramdisk", kernel=boot.kernel, ramdisk=boot.ramdisk)
 
 
 def make_spec(image: TinyImage | Path | ImageSpec, user_data: str | bytes | None = None,

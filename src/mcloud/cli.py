@@ -161,7 +161,10 @@ def cmd_image_build_tiny(args: argparse.Namespace) -> int:
         if args.upload:
             data_dir = Config(data_dir=args.data_dir, file=args.config).data_dir
             cloud = tinyimage_upload.load_cloud(args.os_cloud, tinyimage_upload.clouds_yaml_paths(data_dir))
-            record = tinyimage_upload.upload(image, cloud, name=args.name)
+            boot = None if args.disk_boot else tinyimage_upload.boot_files(
+                cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                kernel=Path(args.kernel) if args.kernel else None)
+            record = tinyimage_upload.upload(image, cloud, name=args.name, boot=boot)
             print(f"image {record['name']} {record['id']} {record['status']}")
     except (tinyimage.TinyImageError, tinyimage_upload.UploadError) as exc:
         print(f"mcloud: {exc}", file=sys.stderr)
@@ -459,6 +462,9 @@ def parser() -> argparse.ArgumentParser:
     tiny.add_argument("--upload", action="store_true", help="put it into the image service (clouds.yaml)")
     tiny.add_argument("--os-cloud", default=os.environ.get("OS_CLOUD", "mcloud"), help="cloud of clouds.yaml")
     tiny.add_argument("--name", default="tiny", help="the image's name (default tiny)")
+    tiny.add_argument("--disk-boot", action="store_true",
+                      help="upload the disk alone (booted by its boot loader), without the NAME-kernel (aki) and "
+                           "NAME-ramdisk (ari) images it otherwise names for direct kernel boot")
     tiny.set_defaults(func=cmd_image_build_tiny)
 
     agent = sub.add_parser("agent", help="run a compute host against a controller")

@@ -320,3 +320,76 @@ async def test_a_failed_snapshot_deletes_its_image_and_keeps_the_server(w: Compu
     assert (await w.ks.client.get(f"/image/v2/images/{image_id}", headers=h)).status_code == 404
     assert ("compute_snapshot_instance", "Error") in (await events_of(w, sid))["createImage"]
     await gone(w, sid)
+
+
+async def test_direct_kernel_boot_images_reach_the_host_and_snapshots_keep_them(w: ComputeWorld) -> None:
+    """An image naming a kernel (aki) and a ramdisk (ari) with os_command_line: the host's image
+    cache brings both, the driver is given them (spawn, rebuild, rescue), the server shows them
+    (OS-EXT-SRV-ATTR:kernel_id/ramdisk_id) and its snapshot names them too, as Nova's do. A
+    kernel the image service does not have is Nova's 400 at the API, and a build's fault when
+    it goes between the API and the host."""
+    kernel = await w.image(data=b"K" * 2048, disk_format="aki", container_format="aki")
+    ramdisk = await w.image(data=b"R" * 1024, disk_format="ari", container_format="ari")
+    boot_props = {"kernel_id": kernel, "ramdisk_id": ramdisk, "os_command_line": "console=ttyS0 quiet"}
+    image = await w.image(**boot_props)
+    s = await boot(w, imageRef=image)
+    driver = w.cloud.compute.hosts.agents[s["OS-EXT-SRV-ATTR:host"]].driver
+    spec = driver.instances[s["id"]].spec.image
+    assert (spec.kernel_id, spec.ramdisk_id) == (kernel, ramdisk)
+    assert spec.kernel.read_bytes() == b"K" * 2048 and spec.ramdisk.read_bytes() == b"R" * 1024
+    assert spec.properties["os_command_line"] == "console=ttyS0 quiet"
+    shown = (await w.admin.at("2.3").get(f"/servers/{s['id']}", expect=200)).json()["server"]
+    assert (shown["OS-EXT-SRV-ATTR:kernel_id"], shown["OS-EXT-SRV-ATTR:ramdisk_id"]) == (kernel, ramdisk)
+    # the snapshot names the same kernel and ramdisk (and command line): a server of it boots the same way
+    r = await w["member"].action(s["id"], "createImage", {"name": "snap"}, expect=202)
+    await wait_for(w.admin, s["id"], "ACTIVE")
+    h = {"X-Auth-Token": w["member"].token}
+    snap = (await w.ks.client.get(f"/image/v2/images/{r.json()['image_id']}", headers=h)).json()
+    assert {k: snap.get(k) for k in boot_props} == boot_props
+    from_snap = await boot(w, imageRef=snap["id"])
+    assert w.cloud.compute.hosts.agents[from_snap["OS-EXT-SRV-ATTR:host"]].driver.instances[
+        from_snap["id"]].spec.image.kernel_id == kernel
+    # rescue hands the driver the rescue image with its kernel; rebuild to a disk image drops it
+    await w["member"].action(s["id"], "rescue", {"rescue_image_ref": image}, expect=200)
+    await wait_for(w.admin, s["id"], "RESCUE")
+    await w["member"].action(s["id"], "unrescue", None, expect=202)
+    await wait_for(w.admin, s["id"], "ACTIVE")
+    await w["member"].action(s["id"], "rebuild", {"imageRef": w.image_id}, expect=202)
+    await wait_for(w.admin, s["id"], "ACTIVE")
+    assert driver.instances[s["id"]].spec.image.kernel_id is None
+    shown = (await w.admin.at("2.3").get(f"/servers/{s['id']}", expect=200)).json()["server"]
+    assert shown["OS-EXT-SRV-ATTR:kernel_id"] == ""
+    # a kernel image that is not there: 400 at the API, for a boot and for a rebuild
+    nowhere = "9c3a7a2e-2a41-4a36-8d0b-5b1f8ad1c0de"
+    lost = await w.image(kernel_id=nowhere)
+    body = {"name": uniq("vm"), "imageRef": lost, "flavorRef": w.flavor_id, "networks": [{"uuid": w.network_id}]}
+    r = await w["member"].post("/servers", {"server": body}, expect=400)
+    assert r.json()["badRequest"]["message"] == f"Image {nowhere} could not be found."
+    r = await w["member"].action(s["id"], "rebuild", {"imageRef": lost}, expect=400)
+    assert r.json()["badRequest"]["message"] == f"Image {nowhere} could not be found."
+    # ... and one deleted while the server builds: the build aborts with Nova's fault, nothing held
+    doomed = await w.image(data=b"K", disk_format="aki", container_format="aki")
+    agents = w.cloud.compute.hosts.agents
+    for agent in agents.values():  # the first try fails, its host's cleanup takes a moment: the kernel goes then
+        agent.driver.inject("spawn", "injected: the first try fails", count=1)
+        agent.driver.delay = 0.5
+    try:
+        body["imageRef"] = await w.image(kernel_id=doomed)
+        sid = (await w["member"].post("/servers", {"server": body}, expect=202)).json()["server"]["id"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not any(("spawn", sid) in a.driver.calls for a in agents.values()):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        r = await w.ks.client.delete(f"/image/v2/images/{doomed}", headers={"X-Auth-Token": w.admin.token})
+        assert r.status_code == 204, r.text
+        server = await wait_for(w.admin, sid, "ERROR")
+    finally:
+        for agent in agents.values():
+            agent.driver.delay = 0.0
+            agent.driver._injected.clear()  # noqa: SLF001 - the other host's failure was not used
+    assert server["fault"]["message"] == f"Build of instance {sid} aborted: Image {doomed} could not be found."
+    assert await w.cloud.placement.consumer_allocations(sid) is None
+    assert (await w.neutron["admin"].get("/ports", params={"device_id": sid}, expect=200)).json()["ports"] == []
+    for sid in (s["id"], from_snap["id"], sid):
+        await gone(w, sid)

@@ -2,6 +2,8 @@
 `mcloud up` with the qemu hypervisor driver and the ovn network driver (its OVN/OVS data plane in
 a namespace of its own), mCloud's tiny image, and:
 
+- the tiny image as `build-tiny --upload` makes it (its kernel and initramfs as aki/ari images it
+  names: servers boot the kernel directly, as Nova's kernel_id/ramdisk_id);
 - `server create --user-data ... --wait` reaches ACTIVE; `console log show` has the guest's boot
   marker with its id and its user data;
 - a second guest on the same network pings the first over OVN (its user-data script does);
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from mcloud.compute import tinyimage_upload
 from mcloud.compute.tinyimage import IMAGE_PROPERTIES, GuestConsole, parse_console
 from mcloud.network.dataplane import DataPlane, OvnOptions
 from tests.harness import LiveCloud, free_port, missing
@@ -89,7 +92,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ns = Namespaces(prefix="mcq")
     try:
         cli = Cli(cloud)
-        props = [a for k, v in IMAGE_PROPERTIES.items() for a in ("--property", f"{k}={v}")]
+        # as `mcloud image build-tiny --upload` (and devstack with CirrOS's UEC tarball): the kernel and
+        # initramfs as aki/ari images the disk names, so its servers boot the kernel directly
+        boot = tinyimage_upload.boot_files()
+        kernel = cli("image", "create", "--file", str(boot.kernel), "--disk-format", "aki", "--container-format",
+                     "aki", "--public", "tiny-kernel")
+        ramdisk = cli("image", "create", "--file", str(boot.ramdisk), "--disk-format", "ari", "--container-format",
+                      "ari", "--public", "tiny-ramdisk")
+        props = [a for k, v in {**IMAGE_PROPERTIES, "kernel_id": kernel["id"], "ramdisk_id": ramdisk["id"],
+                                "os_command_line": boot.cmdline}.items() for a in ("--property", f"{k}={v}")]
         cli("image", "create", "--file", str(tiny().path), "--disk-format", "qcow2", "--container-format", "bare",
             "--public", *props, "tiny")
         cli("flavor", "create", "--ram", "96", "--disk", "1", "--vcpus", "1", "t.small")
@@ -185,7 +196,12 @@ def test_real_guests_through_the_cli(world: dict[str, Any], tmp_path: Path) -> N
 
     # a snapshot carries the disk: a server booted from it counts on from vm1's boots
     cli.run("server", "image", "create", "--name", "snap1", "--wait", "vm1")
-    assert cli("image", "show", "snap1")["status"] == "active"
+    snap = cli("image", "show", "snap1")
+    assert snap["status"] == "active"
+    # the snapshot names the same kernel and ramdisk (Nova's snapshot metadata): vm3 boots directly too
+    tiny_image = cli("image", "show", "tiny")
+    assert {k: snap["properties"].get(k) for k in ("kernel_id", "ramdisk_id", "os_command_line")} == \
+        {k: tiny_image["properties"][k] for k in ("kernel_id", "ramdisk_id", "os_command_line")}
     cli.run("server", "delete", "--wait", "vm2")
     cli("server", "create", "--image", "snap1", "--flavor", "t.small", "--network", world["net"], "--wait", "vm3")
     after = cli.wait_console("vm3", lambda c: c.ready)

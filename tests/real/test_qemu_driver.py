@@ -1,6 +1,9 @@
 """The qemu driver with a real guest (the tiny image under TCG here): boot with a config drive,
 the console, a driver restarted over the same instances, and every power action — one guest for
-the module, its steps in order, stopped by PID at the end."""
+the module, its steps in order, stopped by PID at the end. The guest boots its kernel and
+initramfs directly (the image's kernel_id/ramdisk_id, as ``build-tiny --upload`` makes it), so
+every relaunch here (reboots, power on, resume) boots that way too; the other real tests boot
+the disk through its boot loader."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from mcloud.compute import states
 from mcloud.compute.drivers import qemu as qemu_driver
 from mcloud.compute.drivers.base import DriverError, InstanceNotFound
 from mcloud.compute.tinyimage import parse_console
-from tests.qemu import GUEST_MB, gone, make_spec, module_guests, rss_kib, tiny, wait_console
+from tests.qemu import GUEST_MB, gone, make_spec, module_guests, rss_kib, tiny_direct, wait_console
 
 pytestmark = pytest.mark.real
 
@@ -30,7 +33,7 @@ async def guests(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def guest(guests):
-    spec = make_spec(tiny(), user_data=USER_DATA)
+    spec = make_spec(tiny_direct(), user_data=USER_DATA)
     started = time.monotonic()
     await guests.driver.spawn(spec)
     spec_boot = await wait_console(guests.driver, spec.uuid, lambda s: s.booted)
@@ -53,8 +56,15 @@ async def test_the_guest_prints_its_uuid_and_user_data_and_runs_the_script(guest
     assert f"mcloud-tiny: booted instance {guest.uuid}" in text
     assert await d.console_output(guest.uuid, length=2) == "".join(text.splitlines(keepends=True)[-2:])
     pid = guests.pids()[0]
+    assert kernel_of(pid) == str(guests.driver.root / guest.uuid / "kernel")  # booted directly
     assert rss_kib(pid) < (GUEST_MB + 150) * 1024  # a 96 MB guest under TCG
     print(f"boot to marker {guests.boot_seconds:.1f} s, qemu RSS {rss_kib(pid) // 1024} MB, accel {d.accel}")
+
+
+def kernel_of(pid: int) -> str | None:
+    """The kernel qemu process ``pid`` was given (-kernel), or None (it boots from its disk)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index("-kernel") + 1] if "-kernel" in argv else None
 
 
 async def test_a_restarted_driver_finds_the_instance_and_its_state(guests, guest):
@@ -149,7 +159,7 @@ async def test_hard_reboot_restarts_without_asking(guests, guest):
     await d.reboot(guest.uuid, hard=True)
     assert guests.pids() != [old_pid] and gone(old_pid)
     seen = await wait_console(d, guest.uuid, lambda s: s.boots_seen == 4 and s.booted)
-    assert seen.boot_count == 4
+    assert seen.boot_count == 4 and kernel_of(guests.pids()[0]) == str(d.root / guest.uuid / "kernel")
     third_boot = (await d.console_output(guest.uuid)).split("mcloud-tiny: starting")[3]
     assert "powering off" not in third_boot
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mcloud.compute import tinyimage
+from mcloud.compute import tinyimage, tinyimage_upload
 from tests.harness import LiveCloud, free_port, missing
 from tests.unit.test_tinyimage import read_cpio
 
@@ -92,6 +92,14 @@ def test_upload_puts_it_into_the_image_service_once(built, tmp_path):
         assert image["properties"]["hw_disk_bus"] == "virtio"
         assert image["properties"]["mcloud_tiny_key"] == built.key[:16]
         assert image["id"] in first.stdout
+        # its kernel and initramfs, as images of their own that it names (direct kernel boot)
+        boot = tinyimage_upload.boot_files(cache_dir=built.path.parent.parent)
+        for part, fmt, path in (("kernel", "aki", boot.kernel), ("ramdisk", "ari", boot.ramdisk)):
+            record = json.loads(cloud.openstack("image", "show", f"tiny-{part}", json_out=True).stdout)
+            assert record["id"] == image["properties"][f"{part}_id"] and record["size"] == path.stat().st_size
+            assert record["disk_format"] == record["container_format"] == fmt and record["status"] == "active"
+        assert image["properties"]["os_command_line"] == boot.cmdline
+        assert "quiet" in boot.cmdline and "console=ttyS0" in boot.cmdline
         second = subprocess.run(argv, capture_output=True, text=True, env=env)
         assert second.returncode == 0, second.stderr
         listed = json.loads(cloud.openstack("image", "list", "--name", "tiny", json_out=True).stdout)

@@ -114,3 +114,19 @@ def test_mcloud_agent_ceph_conf_option(tmp_path, monkeypatch):
                                     "--password", "pw", "--ceph-conf", "/srv/ceph/agent.conf"])
     assert args.func(args) == 0
     assert seen["ceph_conf"] == "/srv/ceph/agent.conf"
+
+
+async def test_a_kernel_and_ramdisk_come_with_the_image_and_a_missing_one_is_the_cached_copy_or_none(tmp_path):
+    calls: list[str] = []
+    cache = ImageCache(tmp_path, source(calls=calls))
+    with_boot = image(kernel=image(id="k-1", disk_format="aki"), ramdisk=image(id="r-1", disk_format="ari"))
+    spec = await cache.fetch(with_boot)
+    assert sorted(calls) == ["img-1", "k-1", "r-1"]
+    assert (spec.kernel_id, spec.kernel, spec.ramdisk_id, spec.ramdisk) == ("k-1", tmp_path / "k-1", "r-1", tmp_path / "r-1")
+    assert spec.kernel.read_bytes() == DATA
+    # gone from the image service: the copy this host has, else none (the driver decides)
+    spec = await cache.fetch(image(kernel={"id": "k-1", "missing": True}, ramdisk={"id": "r-2", "missing": True}))
+    assert (spec.kernel_id, spec.kernel, spec.ramdisk_id, spec.ramdisk) == ("k-1", tmp_path / "k-1", "r-2", None)
+    # a kernel is downloaded even when the image itself lives in Ceph
+    spec = await cache.fetch(image(id="img-2", rbd="images/img-2@snap", kernel=image(id="k-2")))
+    assert spec.path is None and spec.kernel == tmp_path / "k-2" and calls.count("k-2") == 1

@@ -165,3 +165,74 @@ def test_a_raw_image_in_ceph_is_cloned_and_qemu_opens_the_clone_through_rbd(tmp_
                             "file": {"driver": "rbd", "pool": "vms", "image": f"{UUID}_disk",
                                      "conf": "/etc/ceph/mcloud.conf", "user": "nova"}}
     assert RbdDisk.load(p.rbd).uri() == f"rbd:vms/{UUID}_disk:conf=/etc/ceph/mcloud.conf:id=nova"
+
+
+def boot_spec(kernel_id: str | None = "k", ramdisk_id: str | None = "r", cmdline: str | None = None,
+              tmp_path: Path | None = None) -> InstanceSpec:
+    props = {"os_command_line": cmdline} if cmdline else {}
+    image = ImageSpec(id="i", disk_format="qcow2", properties=props, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
+                      kernel=tmp_path / "k" if tmp_path and kernel_id else None,
+                      ramdisk=tmp_path / "r" if tmp_path and ramdisk_id else None)
+    return InstanceSpec(uuid=UUID, name="instance-0000000a", hostname="vm", image=image,
+                        flavor=FlavorSpec(vcpus=1, memory_mb=128, root_gb=1))
+
+
+def test_direct_kernel_boot_gives_qemu_the_kernel_ramdisk_and_command_line(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    p = driver._paths(UUID)
+    argv = argv_of(driver, qemu.Machine.of(boot_spec(cmdline="console=ttyS0 quiet")))
+    assert argv[argv.index("-kernel") + 1] == str(p.kernel) and argv[argv.index("-initrd") + 1] == str(p.ramdisk)
+    assert argv[argv.index("-append") + 1] == "console=ttyS0 quiet"
+    # no os_command_line: Nova's (root device, consoles; no_timer_check under TCG); no ramdisk: no -initrd
+    argv = argv_of(driver, qemu.Machine.of(boot_spec(ramdisk_id=None)))
+    assert argv[argv.index("-append") + 1] == "root=/dev/vda console=tty0 console=ttyS0 no_timer_check"
+    assert "-initrd" not in argv
+    # an image without a kernel boots from its disk
+    assert "-kernel" not in argv_of(driver, qemu.Machine.of(boot_spec(kernel_id=None)))
+    assert "-kernel" not in argv_of(driver, qemu.Machine.of(spec()))
+    # kept in machine.json: a reboot needs no spec
+    machine = qemu.Machine.of(boot_spec(cmdline="quiet"))
+    assert qemu.Machine(**json.loads(json.dumps(qemu.dataclasses.asdict(machine)))) == machine
+    assert qemu.Machine(uuid=UUID, name="n", vcpus=1, memory_mb=64).boot is None  # a machine.json from before
+
+
+def test_rescue_boots_the_rescue_images_kernel_else_the_instances_with_the_default_command_line(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    p = driver._paths(UUID)
+    machine = qemu.Machine.of(boot_spec(cmdline="quiet"))
+    machine.rescue = True
+    machine.rescue_boot = {"kernel": "kernel.rescue", "ramdisk": None, "cmdline": None}
+    argv = argv_of(driver, machine)
+    assert argv[argv.index("-kernel") + 1] == str(p.rescue_kernel) and "-initrd" not in argv
+    assert argv[argv.index("-append") + 1].startswith("root=/dev/vda ")
+    machine.rescue_boot = None  # a rescue image booting from its disk, the instance booting from its own
+    assert "-kernel" not in argv_of(driver, machine)
+
+
+async def test_boot_files_are_linked_into_the_instance_and_a_missing_image_keeps_the_own_copy(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path / "instances")
+    (tmp_path / "k").write_bytes(b"kernel")
+    (tmp_path / "r").write_bytes(b"ramdisk")
+    p = driver._paths(UUID)
+    p.dir.mkdir(parents=True)
+    image = boot_spec(tmp_path=tmp_path).image
+    await driver._boot_files(image, p.kernel, p.ramdisk)
+    assert p.kernel.read_bytes() == b"kernel" and p.ramdisk.read_bytes() == b"ramdisk"
+    assert p.kernel.stat().st_ino == (tmp_path / "k").stat().st_ino  # a hard link, no copy
+    gone = qemu.dataclasses.replace(image, kernel=None, ramdisk=None)
+    await driver._boot_files(gone, p.kernel, p.ramdisk)  # the image service lost them: the own copies
+    assert p.kernel.read_bytes() == b"kernel"
+    p.kernel.unlink()
+    with pytest.raises(DriverError, match="Image k could not be found."):
+        await driver._boot_files(gone, p.kernel, p.ramdisk)
+    await driver._boot_files(boot_spec(kernel_id=None).image, p.kernel, p.ramdisk)  # rebuilt from a disk image
+    assert not p.ramdisk.exists()
+
+
+async def test_a_failing_step_of_prepare_is_the_drivers_own_error(tmp_path):
+    driver = qemu.QemuDriver({}, tmp_path)
+    p = driver._paths(UUID)
+    p.dir.mkdir()
+    p.disk.write_bytes(b"")  # its disk is there: only the kernel is missing
+    with pytest.raises(DriverError, match="^Image k could not be found.$"):  # not an ExceptionGroup
+        await driver._prepare(boot_spec(ramdisk_id=None))

@@ -171,9 +171,10 @@ class Build:
         return row
 
     async def spawn(self, inst: Instance, attempt: int) -> dict[str, Any]:
-        from mcloud.compute.hosts import HostOpFailed, HostTimeout
+        from mcloud.compute.hosts import HostOpFailed, HostTimeout, missing_boot_images
 
         payload = await self.c.instance_payload(inst)
+        missing_boot_images(payload.get("image"))  # no host can boot it: the build aborts
         try:
             return await self.c.host_op(self.ctx.id, f"spawn-{attempt}", inst.host or "", "spawn", self.uuid,
                                         payload, SPAWN_TIMEOUT)

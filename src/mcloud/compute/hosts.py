@@ -39,7 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.compute import configdrive
-from mcloud.compute.drivers.base import HostInfo
+from mcloud.compute.drivers.base import HostInfo, boot_image_ids
 from mcloud.compute.models_hosts import ComputeNode, ComputeServiceRow, HostOp, now
 from mcloud.core.errors import BadRequest, Conflict, NotFound
 
@@ -57,6 +57,19 @@ PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 class HostOpFailed(RuntimeError):
     """The host ran the operation and its driver failed; the message is the driver's."""
+
+
+class BootImageNotFound(LookupError):
+    """A kernel or ramdisk image an image boots with is not in the image service."""
+
+
+def missing_boot_images(image: dict[str, Any] | None) -> None:
+    """Raise :class:`BootImageNotFound` (Nova's ImageNotFound text) when the kernel or ramdisk of
+    an image payload (``HostRegistry.image_payload``) is missing: a build cannot boot without."""
+    for part in ("kernel", "ramdisk"):
+        boot_file = (image or {}).get(part)
+        if boot_file and boot_file.get("missing"):
+            raise BootImageNotFound(f"Image {boot_file['id']} could not be found.")
 
 
 class HostTimeout(TimeoutError):
@@ -659,7 +672,22 @@ class Hosts:
         }
 
     async def image_payload(self, image_id: str) -> dict[str, Any]:
-        """An image as a host's image cache takes it (see ``imagecache.ImageCache.fetch``)."""
+        """An image as a host's image cache takes it (see ``imagecache.ImageCache.fetch``), with
+        its kernel and ramdisk images (properties ``kernel_id``/``ramdisk_id``, Nova's direct
+        kernel boot): ``{"id", "missing": true}`` for one the image service no longer has (a
+        build then fails, see :func:`missing_boot_images`; an instance made before boots on with
+        its own copy)."""
+        payload = await self._image_payload(image_id)
+        kernel_id, ramdisk_id = boot_image_ids(payload["properties"])
+        for part, boot_id in (("kernel", kernel_id), ("ramdisk", ramdisk_id)):
+            if boot_id is not None:
+                try:
+                    payload[part] = await self._image_payload(boot_id)
+                except NotFound:
+                    payload[part] = {"id": boot_id, "missing": True}
+        return payload
+
+    async def _image_payload(self, image_id: str) -> dict[str, Any]:
         from mcloud.image.service import Caller as ImageCaller
 
         image_service = self.compute.image

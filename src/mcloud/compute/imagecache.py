@@ -43,18 +43,32 @@ class ImageCache:
     async def fetch(self, image: Mapping[str, Any]) -> ImageSpec:
         """The image as the driver takes it, downloading it first when this host lacks it.
         ``image``: id, disk_format, properties, min_disk, size, checksum, os_hash_algo,
-        os_hash_value, rbd (``pool/image@snap`` when it lives in Ceph)."""
-        spec = dict(id=image["id"], disk_format=image.get("disk_format") or "raw",
-                    properties=dict(image.get("properties") or {}), min_disk=int(image.get("min_disk") or 0),
-                    size=int(image.get("size") or 0))
+        os_hash_value, rbd (``pool/image@snap`` when it lives in Ceph), and for direct kernel
+        boot ``kernel``/``ramdisk``: those images the same way (always downloaded, wherever they
+        live), or ``{"id", "missing": true}`` when the image service no longer has them (the
+        copy cached here is used then, if there is one)."""
+        spec: dict[str, Any] = dict(
+            id=image["id"], disk_format=image.get("disk_format") or "raw",
+            properties=dict(image.get("properties") or {}), min_disk=int(image.get("min_disk") or 0),
+            size=int(image.get("size") or 0))
+        for part in ("kernel", "ramdisk"):
+            if boot_file := image.get(part):
+                spec[f"{part}_id"] = boot_file["id"]
+                spec[part] = await self._local(boot_file)
         if image.get("rbd"):
             return ImageSpec(**spec, rbd=image["rbd"], ceph_conf=self.ceph_conf)
+        return ImageSpec(**spec, path=await self._local(image))
+
+    async def _local(self, image: Mapping[str, Any]) -> Path | None:
+        """The cached copy of ``image``, downloaded once; None for a missing image not cached."""
         path = self.path_of(image["id"])
+        if image.get("missing"):
+            return path if path.exists() else None
         lock = self._locks.setdefault(image["id"], asyncio.Lock())
         async with lock:
             if not path.exists():
                 await self._download(image, path)
-        return ImageSpec(**spec, path=path)
+        return path
 
     async def _download(self, image: Mapping[str, Any], path: Path) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

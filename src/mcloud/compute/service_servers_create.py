@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from mcloud.compute import models as m
 from mcloud.compute import schemas as sc
 from mcloud.compute import states
+from mcloud.compute.drivers.base import boot_image_ids
 from mcloud.compute.service import Caller
 from mcloud.compute.service_servers import Servers, normal_ip, ref_id, sanitize_hostname
 from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden
@@ -295,8 +296,9 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
 
 
 async def boot_image(compute: Any, session: Any, caller: Caller, image_ref: str) -> tuple[Any, Any]:
-    """The image a server boots (or is rebuilt) from, as the caller sees it: 400 when unknown or
-    not active, as Nova. Returns the row and its view (properties)."""
+    """The image a server boots (or is rebuilt) from, as the caller sees it: 400 when it, or the
+    kernel or ramdisk it names, is unknown, or it is not active, as Nova. Returns the row and
+    its view (properties)."""
     try:
         image = await compute.image.get_image(session, caller.image_caller(), image_ref)
     except APIError as exc:
@@ -305,7 +307,16 @@ async def boot_image(compute: Any, session: Any, caller: Caller, image_ref: str)
         raise
     if image.status != "active":
         raise BadRequest(f"Image {image_ref} is not active.")
-    return image, await compute.image.view(session, image)
+    view = await compute.image.view(session, image)
+    for boot_id in boot_image_ids(view.properties):  # its kernel and ramdisk, checked as Nova does
+        if boot_id is not None:
+            try:
+                await compute.image.get_image(session, caller.image_caller(), boot_id)
+            except APIError as exc:
+                if exc.status == 404:
+                    raise BadRequest(f"Image {boot_id} could not be found.") from None
+                raise
+    return image, view
 
 
 def _build_fields(cls: Any, values: dict[str, Any]) -> dict[str, Any]:

@@ -2,17 +2,28 @@
 of a cloud named in a ``clouds.yaml`` (the ``openstack`` CLI's file), with a password login to
 its identity service. An image named ``tiny`` that was uploaded from the same build (property
 ``mcloud_tiny_key``) is reused rather than uploaded again.
+
+As devstack uploads CirrOS's UEC tarball, the kernel and the initramfs go in too, as images of
+their own (``tiny-kernel``, disk and container format ``aki``; ``tiny-ramdisk``, ``ari``), and
+the disk image names them (``kernel_id``, ``ramdisk_id``, ``os_command_line``): a server of it
+boots the kernel directly (Nova's direct kernel boot; under TCG the BIOS reading the kernel from
+the disk through int 13h is a good part of a boot). The disk still boots alone (syslinux) when
+uploaded without them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from mcloud.compute import tinyimage, tinyimage_guest
 from mcloud.compute.tinyimage import IMAGE_NAME, IMAGE_PROPERTIES, MIN_RAM_MB, TinyImage
 
 
@@ -72,33 +83,94 @@ def _domain(auth: dict[str, Any], who: str) -> dict[str, str]:
     return {"id": "default"}
 
 
-def upload(image: TinyImage, cloud: dict[str, Any], name: str = IMAGE_NAME, public: bool = True) -> dict[str, Any]:
-    """The image service's record of ``image`` in ``cloud`` (uploaded unless already there)."""
-    key = image.key[:16]
+@dataclasses.dataclass(frozen=True)
+class BootFiles:
+    """The tiny image's kernel and initramfs as files of their own, for direct kernel boot."""
+
+    kernel: Path
+    ramdisk: Path
+    #: the kernel's command line (the disk's syslinux APPEND line)
+    cmdline: str
+    key: str  # the content key of the build they belong to (TinyImage.key)
+
+
+def boot_files(cache_dir: Path | None = None, kernel: Path | None = None) -> BootFiles:
+    """The kernel and the initramfs that ``tinyimage.build`` (same arguments) packs into its
+    disk (the initramfs is deterministic), cached beside it by the same key. The initramfs is
+    the uncompressed cpio: under TCG, unpacking gzip costs the guest a few tenths of a second
+    of every boot, and the few MB more cost nothing once the host has cached it."""
+    inputs = tinyimage._inputs(kernel)  # noqa: SLF001 - the builder's own inputs, not a copy of them
+    key = inputs.key()
+    cache = (cache_dir or tinyimage.default_cache_dir()) / "tiny"
+    cache.mkdir(parents=True, exist_ok=True)
+    files = BootFiles(kernel=cache / f"tiny-{key[:16]}.vmlinuz", ramdisk=cache / f"tiny-{key[:16]}.initrd.cpio",
+                      cmdline=kernel_cmdline(), key=key)
+    for dest, data in ((files.kernel, inputs.kernel.read_bytes),
+                       (files.ramdisk, lambda: gzip.decompress(tinyimage.initramfs(inputs)))):
+        if not dest.exists():
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data())
+            os.replace(tmp, dest)
+    return files
+
+
+def kernel_cmdline() -> str:
+    """The command line the disk's boot loader gives the kernel (syslinux.cfg's APPEND)."""
+    found = re.search(r"^\s*APPEND\s+(.+?)\s*$", tinyimage_guest.SYSLINUX_CFG, re.MULTILINE)
+    if found is None:
+        raise UploadError("the tiny image's syslinux.cfg has no APPEND line")
+    return found.group(1)
+
+
+def upload(image: TinyImage, cloud: dict[str, Any], name: str = IMAGE_NAME, public: bool = True,
+           boot: BootFiles | None = None) -> dict[str, Any]:
+    """The image service's record of ``image`` in ``cloud`` (uploaded unless already there).
+    ``boot``: its kernel and initramfs, uploaded first as ``<name>-kernel`` (aki) and
+    ``<name>-ramdisk`` (ari) images that ``image`` then names (direct kernel boot)."""
+    if boot is not None and boot.key != image.key:
+        raise UploadError("the kernel and initramfs are not of this build of the tiny image")
     with httpx.Client(timeout=120) as client:
         token, endpoint = _login(client, cloud)
-        headers = {"X-Auth-Token": token}
-        base = endpoint if endpoint.endswith("/v2") else f"{endpoint}/v2"
-        r = client.get(f"{base}/images", params={"name": name}, headers=headers)
+        glance = _Glance(client, endpoint if endpoint.endswith("/v2") else f"{endpoint}/v2", {"X-Auth-Token": token})
+        props: dict[str, Any] = {"min_ram": MIN_RAM_MB, "mcloud_tiny_kernel": image.kernel_version, **IMAGE_PROPERTIES}
+        if boot is not None:
+            kernel = glance.put(f"{name}-kernel", "aki", boot.kernel, image.key, public, {})
+            ramdisk = glance.put(f"{name}-ramdisk", "ari", boot.ramdisk, image.key, public, {})
+            props.update(kernel_id=kernel["id"], ramdisk_id=ramdisk["id"], os_command_line=boot.cmdline)
+        return glance.put(name, "qcow2", image.path, image.key, public, props)
+
+
+class _Glance:
+    def __init__(self, client: httpx.Client, base: str, headers: dict[str, str]):
+        self.client, self.base, self.headers = client, base, headers
+
+    def put(self, name: str, disk_format: str, path: Path, build_key: str, public: bool,
+            props: dict[str, Any]) -> dict[str, Any]:
+        """Image ``name`` of this build (and, for the disk, these kernel/ramdisk images): the one
+        there, or a new one with ``path``'s data."""
+        key = build_key[:16]
+        r = self.client.get(f"{self.base}/images", params={"name": name}, headers=self.headers)
         if r.status_code != 200:
             raise UploadError(f"listing images failed: {r.status_code} {r.text[:200]}")
+        boot_ids = {k: props.get(k) for k in ("kernel_id", "ramdisk_id")}
         for found in r.json().get("images", []):
-            if found.get("mcloud_tiny_key") == key and found.get("status") == "active":
+            if found.get("mcloud_tiny_key") == key and found.get("status") == "active" and all(
+                    found.get(k) == v for k, v in boot_ids.items()):
                 return found
-        body = {"name": name, "disk_format": "qcow2", "container_format": "bare", "min_ram": MIN_RAM_MB,
-                "visibility": "public" if public else "private", "mcloud_tiny_key": key,
-                "mcloud_tiny_kernel": image.kernel_version, **IMAGE_PROPERTIES}
-        r = client.post(f"{base}/images", json=body, headers=headers)
+        container = disk_format if disk_format in ("aki", "ari") else "bare"
+        body = {"name": name, "disk_format": disk_format, "container_format": container,
+                "visibility": "public" if public else "private", "mcloud_tiny_key": key, **props}
+        r = self.client.post(f"{self.base}/images", json=body, headers=self.headers)
         if r.status_code == 403 and public:  # not an admin: a private image then
             body["visibility"] = "private"
-            r = client.post(f"{base}/images", json=body, headers=headers)
+            r = self.client.post(f"{self.base}/images", json=body, headers=self.headers)
         if r.status_code != 201:
-            raise UploadError(f"creating the image failed: {r.status_code} {r.text[:200]}")
+            raise UploadError(f"creating the image {name} failed: {r.status_code} {r.text[:200]}")
         record = r.json()
-        with open(image.path, "rb") as f:
-            r = client.put(f"{base}/images/{record['id']}/file", content=f,
-                           headers={**headers, "Content-Type": "application/octet-stream"})
+        with open(path, "rb") as f:
+            r = self.client.put(f"{self.base}/images/{record['id']}/file", content=f,
+                                headers={**self.headers, "Content-Type": "application/octet-stream"})
         if r.status_code != 204:
-            client.delete(f"{base}/images/{record['id']}", headers=headers)
-            raise UploadError(f"uploading the image data failed: {r.status_code} {r.text[:200]}")
-        return client.get(f"{base}/images/{record['id']}", headers=headers).json()
+            self.client.delete(f"{self.base}/images/{record['id']}", headers=self.headers)
+            raise UploadError(f"uploading the data of image {name} failed: {r.status_code} {r.text[:200]}")
+        return self.client.get(f"{self.base}/images/{record['id']}", headers=self.headers).json()

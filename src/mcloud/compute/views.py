@@ -9,6 +9,7 @@ from typing import Any
 
 from mcloud.compute import models as m
 from mcloud.compute import states
+from mcloud.compute.drivers.base import boot_image_ids
 from mcloud.compute.service import Caller, utc
 
 #: Nova's status from (vm_state, task_state) (nova/api/openstack/common.py _STATE_MAP)
@@ -139,10 +140,12 @@ def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any], m
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         out["OS-EXT-SRV-ATTR:instance_name"] = inst.instance_name
         if caller.at(2, 3):
+            boot_ids = boot_image_ids((inst.system_metadata or {}).get("image_properties") or {})
             out.update({"OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
                         "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
                         "OS-EXT-SRV-ATTR:hostname": inst.hostname,
-                        "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                        "OS-EXT-SRV-ATTR:kernel_id": boot_ids[0] or "",
+                        "OS-EXT-SRV-ATTR:ramdisk_id": boot_ids[1] or "",
                         "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name})
             if mode != "rebuild":  # a rebuild shows ``user_data`` instead (2.57+)
                 out["OS-EXT-SRV-ATTR:user_data"] = inst.user_data

@@ -57,6 +57,15 @@ class ImageSpec:
     properties: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     min_disk: int = 0
     size: int = 0
+    #: direct kernel boot, as Nova's libvirt driver does it: the image names a kernel (an ``aki``
+    #: image, property ``kernel_id``) and maybe a ramdisk (``ari``, ``ramdisk_id``), booted with
+    #: the command line ``os_command_line``. The ids come from the properties (:func:`boot_image_ids`);
+    #: ``kernel``/``ramdisk`` are their cached copies on this host, None when the image service no
+    #: longer has them (an instance that kept its own copy boots on; a new one cannot)
+    kernel_id: str | None = None
+    ramdisk_id: str | None = None
+    kernel: Path | None = None
+    ramdisk: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +225,17 @@ class HypervisorDriver(Protocol):
 
     async def abort_incoming(self, uuid: str) -> None:
         """On the destination, after a failed migration: remove what prepare made."""
+
+
+def boot_image_ids(properties: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The kernel and ramdisk images an image boots with (its ``kernel_id`` and ``ramdisk_id``
+    properties), as Nova's ``_handle_kernel_and_ramdisk`` reads them: ``kernel_id`` ``nokernel``
+    means neither, and a ramdisk without a kernel is not used."""
+    kernel_id = str(properties.get("kernel_id") or "") or None
+    ramdisk_id = str(properties.get("ramdisk_id") or "") or None
+    if kernel_id is None or kernel_id == "nokernel":
+        return None, None
+    return kernel_id, ramdisk_id
 
 
 def driver_options(options: Mapping[str, Any], known: set[str], driver: str) -> dict[str, Any]:

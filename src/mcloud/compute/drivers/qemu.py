@@ -9,6 +9,10 @@ Each instance lives in ``<instances_path>/<uuid>/``::
     disk.config      the config drive (ISO 9660, label config-2), when the spec has one
     disk.rescue      the rescue image's overlay while rescued
     disk.resize      the disk as it was before a resize, until confirmed or reverted
+    kernel, ramdisk  direct kernel boot: the kernel and ramdisk images the instance's image names
+                     (``kernel_id``/``ramdisk_id``), hard links to the image cache's copies, as
+                     Nova keeps them next to the instance (a reboot needs no image service);
+                     kernel.rescue, ramdisk.rescue those of a rescue image
     console.log      the serial console (appended across boots)
     machine.json     what the process is launched from (flavor, NICs, rescue), so that reboot,
                      suspend/resume and a restart of the host need no spec
@@ -66,6 +70,10 @@ OPTIONS = {"accel", "binary", "machine", "tb_size", "vnc_listen", "migration_add
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "genisoimage": "genisoimage"}
 #: Nova's libvirt driver returns at most this much of a console log
 MAX_CONSOLE_BYTES = 100 * 1024
+#: the kernel's command line when the image has no ``os_command_line`` (and always in rescue),
+#: as Nova's libvirt driver gives it ("root=<root device> <consoles>", plus no_timer_check under
+#: TCG: qemu's emulated timer is too irregular for the kernel's check)
+DEFAULT_CMDLINE = "root=/dev/vda console=tty0 console=ttyS0"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _STATUS = {"running": states.RUNNING, "shutdown": states.SHUTDOWN, "internal-error": states.CRASHED,
@@ -94,12 +102,26 @@ class Machine:
     rescue: bool = False
     #: the flavor before a resize, until it is confirmed or reverted
     old_flavor: dict[str, int] | None = None
+    #: direct kernel boot: {"kernel", "ramdisk" (or None), "cmdline" (None: DEFAULT_CMDLINE)}, files
+    #: of the instance's directory; None: the root disk boots (its boot loader)
+    boot: dict[str, Any] | None = None
+    #: the same while rescued (the rescue image's kernel, else the instance's, as Nova)
+    rescue_boot: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, spec: InstanceSpec, old: Machine | None = None) -> Machine:
         return cls(uuid=spec.uuid, name=spec.name, vcpus=spec.flavor.vcpus, memory_mb=spec.flavor.memory_mb,
                    vifs=[dataclasses.asdict(v) for v in spec.vifs], rescue=old.rescue if old else False,
-                   old_flavor=old.old_flavor if old else None)
+                   old_flavor=old.old_flavor if old else None, boot=_boot_of(spec.image, "kernel", "ramdisk"),
+                   rescue_boot=old.rescue_boot if old else None)
+
+
+def _boot_of(image: ImageSpec | None, kernel: str, ramdisk: str) -> dict[str, Any] | None:
+    """``Machine.boot`` of an instance made from ``image`` (its files named ``kernel``/``ramdisk``)."""
+    if image is None or image.kernel_id is None:
+        return None
+    return {"kernel": kernel, "ramdisk": ramdisk if image.ramdisk_id else None,
+            "cmdline": str(image.properties.get("os_command_line") or "") or None}
 
 
 class _Paths:
@@ -108,6 +130,8 @@ class _Paths:
         d = self.dir
         self.disk, self.config, self.rescue, self.resize = d / "disk", d / "disk.config", d / "disk.rescue", d / "disk.resize"
         self.rbd = d / "disk.rbd"
+        self.kernel, self.ramdisk = d / "kernel", d / "ramdisk"
+        self.rescue_kernel, self.rescue_ramdisk = d / "kernel.rescue", d / "ramdisk.rescue"
         self.console, self.machine = d / "console.log", d / "machine.json"
         self.pid, self.log, self.save = d / "qemu.pid", d / "qemu.log", d / "save"
         # a unix socket's path has at most 107 bytes: a deep instances path keeps its sockets in
@@ -361,6 +385,11 @@ class QemuDriver:
         for vif, fd in nics:
             netdev, device = self._nic_args(vif, fd)
             argv += ["-netdev", netdev, "-device", json.dumps(device)]
+        if boot := machine.rescue_boot if machine.rescue else machine.boot:
+            cmdline = boot.get("cmdline") or DEFAULT_CMDLINE + ("" if self.accel == "kvm" else " no_timer_check")
+            argv += ["-kernel", str(p.dir / boot["kernel"]), "-append", cmdline]
+            if boot.get("ramdisk"):
+                argv += ["-initrd", str(p.dir / boot["ramdisk"])]
         if incoming:
             argv += ["-incoming", "defer", "-S"]
         elif paused:  # never started: its CPUs wait at the reset vector (qemu's "prelaunch")
@@ -400,32 +429,58 @@ class QemuDriver:
             await asyncio.sleep(0.02)
 
     async def _prepare(self, spec: InstanceSpec, fresh_disk: bool = False, shared: bool = False) -> _Paths:
-        """The instance's directory, root disk and config drive for ``spec``. ``shared``: a live
+        """The instance's directory, root disk, kernel and ramdisk and config drive for ``spec``
+        (the disk and the drive made side by side: each is a program run). ``shared``: a live
         migration's destination, which makes a fresh local disk but opens the source's disk when
         that is in Ceph (both hosts reach it)."""
         p = self._paths(spec.uuid)
         p.dir.mkdir(parents=True, exist_ok=True)
-        if fresh_disk or not await self._has_root(p):
-            if spec.image is None:
-                raise DriverError("an instance without an image needs a volume to boot from, which this host "
-                                  "does not attach")
-            image = self._image(spec.image)
-            clone = self._clone_of(spec.uuid, image)
-            if shared and clone is not None:
-                if not await asyncio.to_thread(qemu_rbd.exists, clone):
-                    raise DriverError(f"the disk of instance {spec.uuid} is not in Ceph ({clone.name})")
-                clone.save(p.rbd)
-            else:
-                await self._remove_root(p)
-                if clone is not None:
-                    clone.save(p.rbd)  # first: whatever happens next, destroy finds the clone
-                    assert image.rbd is not None
-                    await asyncio.to_thread(qemu_rbd.clone, image.rbd, clone, spec.flavor.root_gb * qemu_disk.GIB)
-                else:
-                    await qemu_disk.create_overlay(p.disk, image, spec.flavor.root_gb)
-        if spec.config_drive is not None:
-            await qemu_disk.config_drive(p.config, spec.config_drive)
+        try:
+            async with asyncio.TaskGroup() as steps:
+                if fresh_disk or not await self._has_root(p):
+                    steps.create_task(self._root_disk(spec, p, shared))
+                steps.create_task(self._boot_files(spec.image, p.kernel, p.ramdisk))
+                if spec.config_drive is not None:
+                    steps.create_task(qemu_disk.config_drive(p.config, spec.config_drive))
+        except BaseExceptionGroup as failed:  # the first failure, as one step alone would raise it
+            raise failed.exceptions[0] from None
         return p
+
+    async def _root_disk(self, spec: InstanceSpec, p: _Paths, shared: bool) -> None:
+        if spec.image is None:
+            raise DriverError("an instance without an image needs a volume to boot from, which this host "
+                              "does not attach")
+        image = self._image(spec.image)
+        clone = self._clone_of(spec.uuid, image)
+        if shared and clone is not None:
+            if not await asyncio.to_thread(qemu_rbd.exists, clone):
+                raise DriverError(f"the disk of instance {spec.uuid} is not in Ceph ({clone.name})")
+            clone.save(p.rbd)
+            return
+        await self._remove_root(p)
+        if clone is not None:
+            clone.save(p.rbd)  # first: whatever happens next, destroy finds the clone
+            assert image.rbd is not None
+            await asyncio.to_thread(qemu_rbd.clone, image.rbd, clone, spec.flavor.root_gb * qemu_disk.GIB)
+        else:
+            await qemu_disk.create_overlay(p.disk, image, spec.flavor.root_gb)
+
+    async def _boot_files(self, image: ImageSpec | None, kernel: Path, ramdisk: Path) -> None:
+        """Put the kernel and ramdisk ``image`` boots with at ``kernel``/``ramdisk`` (hard links to
+        the image cache's copies); an image without them removes what was there. A kernel or
+        ramdisk the image service no longer has keeps the instance's own copy (as Nova fetches
+        them only when absent), and is the instance's failure when it has none."""
+        kernel_id, ramdisk_id = (image.kernel_id, image.ramdisk_id) if image is not None else (None, None)
+        if kernel_id is None:
+            ramdisk_id = None
+        for boot_id, cached, dest in ((kernel_id, image and image.kernel, kernel),
+                                      (ramdisk_id, image and image.ramdisk, ramdisk)):
+            if boot_id is None:
+                dest.unlink(missing_ok=True)
+            elif cached is not None:
+                await asyncio.to_thread(_place, cached, dest)
+            elif not dest.exists():
+                raise DriverError(f"Image {boot_id} could not be found.")
 
     def _image(self, image: ImageSpec) -> ImageSpec:
         """``image`` with this host's Ceph configuration when it lives in Ceph and names none."""
@@ -696,19 +751,25 @@ class QemuDriver:
         await self._graceful_stop(spec.uuid, self.shutdown_timeout)
         p.rescue.unlink(missing_ok=True)
         await qemu_disk.create_overlay(p.rescue, self._image(rescue_image), 0)
+        await self._boot_files(rescue_image, p.rescue_kernel, p.rescue_ramdisk)
         if spec.config_drive is not None:
             await qemu_disk.config_drive(p.config, spec.config_drive)
         machine = Machine.of(spec, self._load(spec.uuid))
         machine.rescue = True
+        # the rescue image's kernel, else the instance's (Nova's rescue_kernel_id or the
+        # instance's kernel_id), always with the default command line
+        rescue_boot = _boot_of(rescue_image, p.rescue_kernel.name, p.rescue_ramdisk.name) or machine.boot
+        machine.rescue_boot = {**rescue_boot, "cmdline": None} if rescue_boot else None
         self._store(machine)
         await self._launch(machine)
 
     async def unrescue(self, spec: InstanceSpec) -> None:
         p = self._existing(spec.uuid)
         await self._kill(spec.uuid)
-        p.rescue.unlink(missing_ok=True)
+        for rescued in (p.rescue, p.rescue_kernel, p.rescue_ramdisk):
+            rescued.unlink(missing_ok=True)
         machine = Machine.of(spec, self._load(spec.uuid))
-        machine.rescue = False
+        machine.rescue, machine.rescue_boot = False, None
         self._store(machine)
         await self._launch(machine)
 
@@ -947,6 +1008,18 @@ class QemuDriver:
 def _file_blockdev(node: str, path: Path, fmt: str, read_only: bool = False) -> dict[str, Any]:
     return {"driver": fmt, "node-name": node, "read-only": read_only,
             "file": {"driver": "file", "filename": str(path), "read-only": read_only}}
+
+
+def _place(source: Path, dest: Path) -> None:
+    """``dest`` becomes ``source``'s content: a hard link (the image cache's files are read-only
+    and replaced, never rewritten), a copy across file systems."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, dest)
 
 
 def _started(pid: int) -> str | None:
