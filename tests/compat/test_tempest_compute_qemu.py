@@ -1,6 +1,7 @@
 """Compatibility with real guests: a smaller set of Tempest's `tempest.api.compute` against a live
 `mcloud up` with the qemu hypervisor driver and the ovn network driver (its OVN/OVS data plane in
-a namespace of its own), booting mCloud's tiny image, with Tempest's validation on: 13 tests.
+a namespace of its own), booting mCloud's tiny image, with Tempest's validation on: 13 tests
+(measured here: 13 passed, Tempest about 4 minutes, the whole test 4.6 minutes on 2 cores).
 
 Every power action, resize (confirm and revert), rebuild, console output and snapshot that Tempest
 asks for happens to a real qemu guest under this machine's accelerator (TCG here), and Tempest
