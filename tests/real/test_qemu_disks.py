@@ -43,7 +43,7 @@ async def test_snapshot_is_a_standalone_image_that_boots_with_the_disk_as_it_was
     await d.destroy(spec.uuid)
     child = make_spec(image_spec(dest, "snap"))
     await d.spawn(child)
-    seen = await wait_console(d, child.uuid, lambda s: s.booted)
+    seen = await wait_console(d, child.uuid, lambda s: s.boot_count is not None)
     assert seen.uuid == child.uuid and seen.boot_count == 2  # the snapshot's disk had booted once
     await d.destroy(child.uuid)
 
@@ -57,7 +57,7 @@ async def test_resize_grows_the_stopped_disk_and_revert_puts_the_old_one_back(gu
     disk = guests.root / "instances" / spec.uuid / "disk"
     assert virtual_size(disk) == 2 * GIB
     await d.power_on(bigger)
-    seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 2 and s.booted)
+    seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 2 and s.boot_count is not None)
     assert seen.disks["vda"] == 2 * GIB and seen.boot_count == 2
     await d.revert_resize(spec)
     assert await d.power_state(spec.uuid) == states.SHUTDOWN
@@ -77,7 +77,7 @@ async def test_rebuild_gives_a_fresh_disk_and_rescue_boots_another_with_the_own_
     seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 2 and s.ready)
     assert seen.boot_count == 1 and seen.user_data == "second"  # a fresh disk, the new config drive
     await d.rescue(rebuilt, image_spec(tiny(), "rescue"))
-    seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 3 and s.booted)
+    seen = await wait_console(d, spec.uuid, lambda s: s.boots_seen == 3 and s.boot_count is not None)
     # booted from the rescue image (48 MB, its first boot); the instance's disk is the second
     assert seen.boot_count == 1 and seen.disks["vda"] == 48 << 20 and seen.disks["vdb"] == GIB
     await d.unrescue(rebuilt)

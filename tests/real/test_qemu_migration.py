@@ -69,7 +69,7 @@ async def test_a_running_guest_moves_to_another_host_and_carries_on(tmp_path):
               f"running {running - moved:.3f} s, progress {seen[:3]}...{seen[-2:]}, ticks {before[-1]} -> {after[0]}")
         # and the disk moved with it: a reboot on the destination boots it (its second boot)
         await dest.driver.reboot(spec.uuid, hard=True)
-        again = await wait_console(dest.driver, spec.uuid, lambda s: s.booted)
+        again = await wait_console(dest.driver, spec.uuid, lambda s: s.boot_count is not None)
         assert again.boot_count == 2 and again.uuid == spec.uuid
 
 

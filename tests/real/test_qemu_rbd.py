@@ -162,6 +162,6 @@ async def test_an_image_in_ceph_that_is_not_raw_backs_a_local_overlay(guests, im
                                      text=True, check=True).stdout)
     assert info["backing-filename"] == f"rbd:images/{image.id}@snap:conf={ceph.conf}"
     assert info["backing-filename-format"] == "qcow2" and clones(ceph, rbd_lib) == []
-    seen = await wait_console(d, spec.uuid, lambda s: s.booted)
+    seen = await wait_console(d, spec.uuid, lambda s: s.boot_count is not None)
     assert seen.uuid == spec.uuid and seen.boot_count == 1
     await d.destroy(spec.uuid)

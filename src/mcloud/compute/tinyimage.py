@@ -11,11 +11,11 @@ mounted to build it: ``mformat``/``mcopy`` write the file system into a plain fi
 
 What the guest prints on its serial console (the lines machines look for)::
 
-    mcloud-tiny: disks vda=1073741824 vdb=...; boot 1
     mcloud-tiny: booted instance <uuid from the config drive's meta_data.json, or "none">
     mcloud-tiny: user-data begin
     <the user data, as given>
     mcloud-tiny: user-data end
+    mcloud-tiny: disks vda=1073741824 vdb=...; boot 1
     mcloud-tiny: eth0 lease 10.0.0.5/24 mac fa:16:3e:.. router 10.0.0.1
     mcloud-tiny: ready
     mcloud-tiny: user-data script begin          (user data starting with "#!" runs)
@@ -44,7 +44,7 @@ from pathlib import Path
 from mcloud.compute import tinyimage_guest as guest
 
 #: bump when the way the image is put together changes (it is part of the cache key)
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 BOOT_START = "mcloud-tiny: starting"
 MARKER_BOOTED = "mcloud-tiny: booted instance "

@@ -4,15 +4,16 @@ modules and their libraries (see ``tinyimage.py``, which packs them).
 The guest is a Debian kernel and a busybox userland living entirely in its initramfs. ``/init``
 hands over to busybox ``init``, whose ``sysinit`` is ``/etc/rc``:
 
-1. load the kernel modules (virtio, its disk and NIC drivers, ISO 9660, FAT, ACPI button, evdev),
-   in dependency order, start ``acpid`` (the power button is heard from then on: busybox init
-   powers off once this script ends), and wait for ``/dev/vda``;
-2. count the boot on its own disk (``/boots`` on the FAT root disk labelled ``MCLOUDTINY``),
-   so that tests can tell a disk that lived on from a fresh one;
-3. mount the config drive (ISO 9660 labelled ``config-2``), print the boot marker with the
+1. load the kernel modules the boot marker needs (virtio, its disk driver, ISO 9660), in
+   dependency order, wait for ``/dev/vda`` and find the disks by label with one ``blkid``;
+2. mount the config drive (ISO 9660 labelled ``config-2``), print the boot marker with the
    instance uuid from ``openstack/latest/meta_data.json`` and its user data between two
    framing lines, take the hostname (the server's name, as Nova's ``hostname`` has it) and
    write the key pair's public keys (``public_keys``) to ``/root/.ssh/authorized_keys``;
+3. load the other modules (the NIC driver, FAT, ACPI button, evdev), start ``acpid`` (the
+   power button is heard from then on: busybox init powers off once this script ends), count
+   the boot on its own disk (``/boots`` on the FAT root disk labelled ``MCLOUDTINY``, so that
+   tests can tell a disk that lived on from a fresh one) and print the disks and that count;
 4. bring every NIC up and ask DHCP (busybox ``udhcpc``) on all of them at once, printing each
    lease; start the SSH server (Debian's ``dropbear``, in the background: it makes its host key
    at the first connection, ``-R``; key logins only, as ``root``, whose shell is ``/bin/sh``);
@@ -28,8 +29,11 @@ as many CPUs as qemu gives it (the flavor's vCPUs): ``/proc/cpuinfo`` lists them
 from __future__ import annotations
 
 #: kernel modules the guest loads (their dependencies come first, found in modules.dep)
-MODULES = ("virtio_ring", "virtio", "virtio_pci", "virtio_blk", "virtio_net", "isofs", "fat", "vfat",
+MODULES = ("virtio_ring", "virtio", "virtio_pci", "virtio_blk", "isofs", "virtio_net", "fat", "vfat",
            "nls_cp437", "nls_ascii", "button", "evdev")
+#: the boot marker needs the modules up to this one (the disks, the config drive's file system);
+#: the rest load after it
+LAST_EARLY_MODULE = "isofs"
 
 #: label of the root disk's FAT file system (at most 11 characters)
 DISK_LABEL = "MCLOUDTINY"
@@ -57,50 +61,44 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 say() { echo "mcloud-tiny: $*"; }
 say "starting, kernel $(uname -r)"
+# what the boot marker needs first (the disks and the config drive's ISO 9660), the rest after it
+late=""
 for m in $(cat /etc/modules); do
+  if [ -n "$late" ]; then late="$late $m"; continue; fi
   insmod "/lib/modules/$m.ko" 2>/dev/null || say "module $m did not load"
+  [ "$m" = "@LAST_EARLY@" ] && late=" "
 done
-# the power button works from here on (init acts on it once this script is done)
-acpid -c /etc/acpi -l /dev/null
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 
-# the root disk: count this boot on it
-boots=0
-for dev in /dev/vd?; do
-  [ -b "$dev" ] || continue
-  case "$(blkid "$dev")" in
-    *'LABEL="@DISK_LABEL@"'*)
-      if mount -t vfat "$dev" /mnt/disk 2>/dev/null; then
-        boots=$(cat /mnt/disk/boots 2>/dev/null || echo 0)
-        boots=$((boots + 1))
-        echo "$boots" > /mnt/disk/boots
-        sync
-        umount /mnt/disk
-      fi
-      break;;
+# the disks by label, in one look (blkid's order is not the disks'): the first of ours by name is
+# the root disk (a rescue disk comes first)
+root=""
+config=""
+while IFS= read -r line; do
+  case "$line" in
+    *'LABEL="config-2"'*) [ -z "$config" ] && config=${line%%:*};;
+    *'LABEL="@DISK_LABEL@"'*) [ -z "$root" ] && root=${line%%:*};;
   esac
-done
-disks=""
-for dev in /sys/block/vd?; do
-  [ -e "$dev" ] || continue
-  disks="$disks ${dev##*/}=$(($(cat "$dev/size") * 512))"
-done
-say "disks$disks; boot $boots"
+done <<EOF
+$(blkid | sort)
+EOF
 
 # the config drive
-for dev in /dev/vd? /dev/sr?; do
-  [ -b "$dev" ] || continue
-  case "$(blkid "$dev")" in
-    *'LABEL="config-2"'*) mount -t iso9660 -o ro "$dev" /mnt/config 2>/dev/null && break;;
-  esac
-done
+[ -n "$config" ] && mount -t iso9660 -o ro "$config" /mnt/config 2>/dev/null
 latest=/mnt/config/openstack/latest
-field() { grep -o "\"$1\": *\"[^\"]*\"" "$latest/meta_data.json" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/'; }
 uuid=none
 if [ -f "$latest/meta_data.json" ]; then
-  uuid=$(field uuid)
-  name=$(field hostname)
+  name=""
+  while IFS= read -r kv; do
+    v=${kv#*:}; v=${v# }; v=${v#\"}; v=${v%\"}
+    case "$kv" in
+      '"uuid"'*) [ "$uuid" = none ] && uuid=$v;;
+      '"hostname"'*) [ -z "$name" ] && name=$v;;
+    esac
+  done <<EOF
+$(grep -o '"\(uuid\|hostname\)": *"[^"]*"' "$latest/meta_data.json")
+EOF
   [ -n "$name" ] && hostname "${name%%.*}"
   # the key pair: "public_keys": {"<name>": "<key>\n", ...} (JSON escapes dropped)
   keys=$(sed -n 's/.*"public_keys": *{\([^}]*\)}.*/\1/p' "$latest/meta_data.json" |
@@ -118,6 +116,29 @@ if [ -f "$latest/user_data" ]; then
   [ -n "$(tail -c 1 "$latest/user_data")" ] && echo
   say "user-data end"
 fi
+
+# the rest of the modules; the power button works from here on (init acts on it once this
+# script is done)
+for m in $late; do
+  insmod "/lib/modules/$m.ko" 2>/dev/null || say "module $m did not load"
+done
+acpid -c /etc/acpi -l /dev/null
+
+# the root disk: count this boot on it
+boots=0
+if [ -n "$root" ] && mount -t vfat "$root" /mnt/disk 2>/dev/null; then
+  boots=$(cat /mnt/disk/boots 2>/dev/null || echo 0)
+  boots=$((boots + 1))
+  echo "$boots" > /mnt/disk/boots
+  sync
+  umount /mnt/disk
+fi
+disks=""
+for dev in /sys/block/vd?; do
+  [ -e "$dev" ] || continue
+  disks="$disks ${dev##*/}=$(($(cat "$dev/size") * 512))"
+done
+say "disks$disks; boot $boots"
 
 # every NIC, DHCP on all at once; NICs plugged later get the same (/etc/hotplug)
 ip link set lo up
@@ -145,7 +166,7 @@ if [ -f "$latest/user_data" ] && [ "$(head -c 2 "$latest/user_data")" = "#!" ]; 
     say "user-data script exit $?"
   ) </dev/null &
 fi
-""".replace("@DISK_LABEL@", DISK_LABEL)
+""".replace("@DISK_LABEL@", DISK_LABEL).replace("@LAST_EARLY@", LAST_EARLY_MODULE)
 
 #: brings NIC $1 up and runs DHCP on it (in the background once it has a lease, or after 8 tries)
 DHCP_NIC = """\
