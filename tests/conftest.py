@@ -57,6 +57,21 @@ def ovn() -> Iterator[OvnHarness]:
         yield harness
 
 
+#: the order the suite's parts start in (the longest first), so that under pytest-xdist (tools/test.sh
+#: runs two workers, ``--dist loadscope``: each test module, or class, one unit of work whose module
+#: fixtures are made once) the long Tempest runs and real guests do not start last and leave one
+#: worker alone at the end
+_RANKS = ("tests/compat/", "tests/real/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tempest's runs first, then the real components, the real clients, the rest."""
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(_RANKS) if item.nodeid.startswith(prefix)), len(_RANKS))
+
+    items.sort(key=rank)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database" in metafunc.fixturenames:
         names = [d.strip() for d in metafunc.config.getoption("--databases").split(",") if d.strip()]
@@ -112,3 +127,5 @@ async def get_token(client: httpx.AsyncClient, user: str, password: str, project
 @pytest.fixture
 async def admin_token(client: httpx.AsyncClient) -> str:
     return await get_token(client, "admin", ADMIN_PASSWORD, project="admin")
+
+

@@ -172,6 +172,10 @@ done
 
 # --- 1. Tempest venv --------------------------------------------------------
 stamp="$TEMPEST_VERSION $(cat "$HERE/constraints.txt" | sha256sum | cut -c1-16) ${PLUGINS[*]:-}"
+# one run installs at a time (runs in other workspaces may start side by side)
+mkdir -p "$TOP"
+exec 9>"$TOP/venv.lock"
+flock 9
 if [ "$REINSTALL" = 1 ] || [ "$(cat "$VENV/.mcloud-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "tempest.sh: installing Tempest $TEMPEST_VERSION into $VENV" >&2
   rm -rf "$VENV"
@@ -181,6 +185,7 @@ if [ "$REINSTALL" = 1 ] || [ "$(cat "$VENV/.mcloud-stamp" 2>/dev/null)" != "$sta
     -c "$HERE/constraints.txt" "tempest==$TEMPEST_VERSION" ${PLUGINS[@]+"${PLUGINS[@]}"}
   echo "$stamp" > "$VENV/.mcloud-stamp"
 fi
+exec 9>&-
 PY="$VENV/bin/python"
 
 # --- 2. optionally start mcloud ---------------------------------------------

@@ -23,16 +23,23 @@ pytestmark = pytest.mark.tempest
 INTEROP = REPO.parent / "shared" / "compat" / "interop-powered-compute.txt"
 
 
+def workspace(tmp_path) -> Path:
+    """The Tempest workspace of a test's runs: MCLOUD_TEMPEST_WORK, else one of its own
+    (tools/tempest.sh shares only its venv), so that the suite's workers may run two side by side."""
+    return Path(os.environ.get("MCLOUD_TEMPEST_WORK") or tmp_path / "tempest-work")
+
+
 def tempest(tmp_path, *args: str, cloud_dir: Path | None = None) -> tuple[str, dict[str, str]]:
     """Run tools/tempest.sh with a cloud of its own, or against the running cloud whose data dir
     is ``cloud_dir``: (its summary line, test -> status)."""
     where = ["--cloud-dir", str(cloud_dir)] if cloud_dir else [
         "--start", "--port", str(free_port()), "--cloud-dir", str(tmp_path / "cloud")]
     cmd = [str(REPO / "tools" / "tempest.sh"), *where, *args]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    work = workspace(tmp_path)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "MCLOUD_TEMPEST_WORK": str(work)})
     lines = [line for line in run.stdout.splitlines() if line.startswith("tempest:")]
     assert lines, f"tempest.sh printed no summary:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    work = Path(os.environ.get("MCLOUD_TEMPEST_WORK") or REPO / ".tempest" / "work")  # as tools/tempest.sh
     with open(work / "results.csv") as f:
         statuses = {row["test"].split("[")[0]: row["status"] for row in csv.DictReader(f)}
     return lines[-1], statuses

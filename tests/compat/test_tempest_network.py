@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from tests.compat.test_tempest_image import INTEROP, tempest
+from tests.compat.test_tempest_image import INTEROP, tempest, workspace
 from tests.harness import REPO
 
 pytestmark = pytest.mark.tempest
@@ -32,7 +32,7 @@ def current_ids(tmp_path, names: list[str]) -> list[str]:
     listed.write_text("".join(n + "\n" for n in names))
     out = tmp_path / "interop-network-resolved.txt"
     subprocess.run([sys.executable, str(REPO / "tools" / "tempest" / "map_ids.py"), "--available",
-                    str(REPO / ".tempest" / "work" / "all-tests.txt"), "--out", str(out), str(listed)],
+                    str(workspace(tmp_path) / "all-tests.txt"), "--out", str(out), str(listed)],
                    check=True, capture_output=True, text=True)
     return sorted({line.strip().split("[")[0] for line in out.read_text().splitlines() if line.strip()})
 
