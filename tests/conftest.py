@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -92,8 +93,12 @@ def make_config(data_dir: Path, database: str) -> Config:
 
 @pytest.fixture(scope="session")
 async def cloud(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cloud]:
-    """One migrated, bootstrapped cloud per database for the whole session."""
-    data_dir = tmp_path_factory.mktemp("data")
+    """One migrated, bootstrapped cloud per database for the whole session. pytest may stop it and
+    make it again when the tests of the two databases take turns (as the xdist workers hand out
+    modules): the data dir, with the keys that encrypted what the database holds (credentials,
+    tokens), is then the one it had before."""
+    data_dir = tmp_path_factory.getbasetemp() / f"data-{hashlib.sha256(database.encode()).hexdigest()[:12]}"
+    data_dir.mkdir(exist_ok=True)
     config = make_config(data_dir, database)
     migrations.upgrade(config.database_url)
     c = Cloud(config)

@@ -10,6 +10,6 @@ export MCLOUD_TEST_DATABASES=${MCLOUD_TEST_DATABASES:-sqlite,postgres}
 workers=${MCLOUD_TEST_WORKERS:-2}
 parallel=()
 if [ "$workers" != 0 ]; then
-    parallel=(-n "$workers" --dist loadscope)
+    parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder)
 fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "${parallel[@]}" "$@"
