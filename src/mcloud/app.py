@@ -39,6 +39,10 @@ from mcloud.placement import api as placement_api
 from mcloud.placement import policies as placement_policies
 from mcloud.placement.config import PlacementConfig
 from mcloud.placement.service import PlacementService
+from mcloud.volume import api as volume_api
+from mcloud.volume import policies as volume_policies
+from mcloud.volume.config import VolumeConfig
+from mcloud.volume.service import VolumeService
 
 
 class ServiceDispatcher:
@@ -90,8 +94,11 @@ class Cloud:
         self.network = NetworkService(self.db, config.section("network", NetworkConfig), config.data_dir,
                                       self.identity)
         self.runtime.policy.scoped("network").register(network_policies.RULES)
+        self.volume = VolumeService(self.db, config.section("volume", VolumeConfig), config.data_dir,
+                                    self.identity, self.image, self.placement)
+        self.runtime.policy.scoped("volume").register(volume_policies.RULES)
         self.compute = ComputeService(self.db, config.section("compute", ComputeConfig), config.data_dir,
-                                      self.identity, self.image, self.placement, self.network)
+                                      self.identity, self.image, self.placement, self.network, self.volume)
         self.runtime.policy.scoped("compute").register(compute_policies.RULES)
         self.runtime.services = self.service_specs(self)
 
@@ -121,6 +128,10 @@ class Cloud:
             assert cloud is not None
             return network_api.build(rt, cloud.network)
 
+        def volume(rt: Runtime) -> ASGIApp:
+            assert cloud is not None
+            return volume_api.build(rt, cloud.volume)
+
         def compute(rt: Runtime) -> ASGIApp:
             assert cloud is not None
             return compute_api.build(rt, cloud.compute)
@@ -133,6 +144,8 @@ class Cloud:
                         description="Placement Service"),
             ServiceSpec(name="neutron", type="network", path="/networking", build=network,
                         description="Networking Service"),
+            ServiceSpec(name="cinder", type="block-storage", path="/volume", build=volume, endpoint_suffix="/v3",
+                        aliases=("volumev3",), description="Block Storage Service"),
             ServiceSpec(name="nova", type="compute", path="/compute", build=compute, endpoint_suffix="/v2.1",
                         description="Compute Service"),
         ]
@@ -177,6 +190,7 @@ class Cloud:
 
     async def close(self) -> None:
         await self.compute.close()
+        await self.volume.close()
         await self.network.close()
         await self.image.close()
         await self.placement.close()

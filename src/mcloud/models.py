@@ -13,3 +13,7 @@ def load_all() -> None:
     import mcloud.network.models  # noqa: F401
     import mcloud.network.models_l3  # noqa: F401
     import mcloud.placement.models  # noqa: F401
+    import mcloud.volume.models  # noqa: F401
+    import mcloud.volume.models_backends  # noqa: F401
+    import mcloud.volume.models_backups  # noqa: F401
+    import mcloud.volume.models_types  # noqa: F401

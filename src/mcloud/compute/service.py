@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import traceback as tb
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.compute import models as m
 from mcloud.compute.config import ComputeConfig
+from mcloud.core import caller as core_caller
 from mcloud.core.db import Database
 from mcloud.core.errors import Forbidden
 from mcloud.core.microversions import Version
@@ -31,7 +31,7 @@ MIN_VERSION = Version(2, 1)
 
 
 @dataclasses.dataclass(frozen=True)
-class Caller:
+class Caller(core_caller.Caller):
     """Who asks the compute service: from a token (``api.caller_of``) or internal work
     (``Caller.internal()``: admin, no policy). Every part of compute takes one.
 
@@ -39,42 +39,7 @@ class Caller:
     compute namespace of the enforcer (None: internal, everything allowed).
     """
 
-    user_id: str | None
-    project_id: str | None
-    roles: frozenset[str] = frozenset()
-    is_admin: bool = False
-    request_id: str = ""
-    token: str | None = None
     version: Version = MIN_VERSION
-    policy: Enforcer | None = None
-    creds: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    # the whole enforcer, for policy checks in other services' namespaces (network, image)
-    root_policy: Enforcer | None = None
-
-    @classmethod
-    def internal(cls, project_id: str | None = None, user_id: str | None = None, request_id: str = "") -> Caller:
-        return cls(user_id=user_id, project_id=project_id, roles=frozenset({"admin"}), is_admin=True,
-                   request_id=request_id)
-
-    def at(self, major: int, minor: int) -> bool:
-        """Whether the request's microversion is at least ``major.minor``."""
-        return (self.version.major, self.version.minor) >= (major, minor)
-
-    def can(self, rule: str, target: Mapping[str, Any] | None = None) -> bool:
-        if self.policy is None:
-            return True
-        if target is None:
-            target = {"project_id": self.project_id, "user_id": self.user_id}
-        try:
-            self.policy.authorize(rule, self.creds, target)
-        except Forbidden:
-            return False
-        return True
-
-    def authorize(self, rule: str, target: Mapping[str, Any] | None = None) -> None:
-        """Nova's 403: "Policy doesn't allow RULE to be performed." unless the caller passes."""
-        if not self.can(rule, target):
-            raise Forbidden(f"Policy doesn't allow {rule} to be performed.")
 
     def network_caller(self) -> Any:
         """This caller as the network service sees it (its policy namespace, its project)."""
@@ -105,17 +70,12 @@ class Caller:
 def caller_from_context(ctx: Any, policy: Enforcer, root_policy: Enforcer, version: Version,
                         request_id: str) -> Caller:
     """A :class:`Caller` from core's ``AuthContext`` (the token's user, scope and roles)."""
-    creds = ctx.credentials()
-    is_admin = policy.check("context_is_admin", creds, {})
-    creds["is_admin"] = is_admin
-    return Caller(user_id=ctx.user_id, project_id=ctx.project_id, roles=frozenset(ctx.roles), is_admin=is_admin,
-                  request_id=request_id, token=ctx.token, version=version, policy=policy, creds=creds,
-                  root_policy=root_policy)
+    return core_caller.caller_from_context(Caller, ctx, policy, root_policy, version, request_id)
 
 
 class ComputeService:
     def __init__(self, db: Database, config: ComputeConfig, data_dir: Path, identity: Any, image: Any,
-                 placement: Any, network: Any):
+                 placement: Any, network: Any, volume: Any = None):
         from mcloud.compute.conductor import Conductor
         from mcloud.compute.hosts import Hosts
         from mcloud.compute.scheduler import Scheduler
@@ -129,6 +89,7 @@ class ComputeService:
         self.image = image
         self.placement = placement
         self.network = network
+        self.volume = volume  # mcloud.volume.service.VolumeService (None: no block storage)
         self.tasks = TaskQueue(db)
         self.resources = ResourcesService(self)
         self.hosts = Hosts(self)
