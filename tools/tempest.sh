@@ -197,6 +197,8 @@ case ",$SERVICES," in *,neutron,*|*,catalog,*) with_neutron=1 ;; esac
 [ -z "$NETWORK_DRIVER" ] || export MCLOUD_NETWORK_DRIVER="$NETWORK_DRIVER"
 with_nova=0
 case ",$SERVICES," in *,nova,*|*,catalog,*) with_nova=1 ;; esac
+with_cinder=0
+case ",$SERVICES," in *,cinder,*|*,catalog,*) with_cinder=1 ;; esac
 [ -z "$COMPUTE_DRIVER" ] || export MCLOUD_COMPUTE_DRIVER="$COMPUTE_DRIVER"
 cleanup() {
   local status=$?
@@ -270,6 +272,12 @@ vnc = TinyVnc("mcloud-fake-guest"); print(vnc.port, flush=True); time.sleep(10 *
       "${COMPUTE_HOSTS:+hosts = $COMPUTE_HOSTS
 }" >> "$CLOUD_DIR/mcloud.toml"
   fi
+  if [ "$with_cinder" = 1 ] && ! grep -q '^\[volume' "$CLOUD_DIR/mcloud.toml" 2>/dev/null; then
+    # two file backends, so that the multi-backend tests (a volume type per backend, retype
+    # between them) run
+    printf '\n[volume.backends.file]\ndriver = "file"\n\n[volume.backends.file2]\ndriver = "file"\n' \
+      >> "$CLOUD_DIR/mcloud.toml"
+  fi
   echo "tempest.sh: starting mcloud up on 127.0.0.1:$PORT (data dir $CLOUD_DIR, log $LOG)" >&2
   "$MCLOUD" up --host 127.0.0.1 --port "$PORT" --data-dir "$CLOUD_DIR" >"$LOG" 2>&1 &
   MCLOUD_PID=$!
@@ -320,6 +328,12 @@ if [ "$with_nova" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
   "$PY" "$HERE/compute_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/compute.conf" \
     ${IMAGE_FILE:+--image-file "$IMAGE_FILE"} ${VALIDATION:+--validation} || die "compute_conf.py failed"
   extra_args+=(--extra "$WORK/compute.conf")
+fi
+if [ "$with_cinder" = 1 ] && [ -n "$CLOUDS_YAML" ]; then
+  # [volume]/[volume-feature-enabled]: microversion range, backends, what mCloud volume implements
+  "$PY" "$HERE/volume_conf.py" --clouds "$CLOUDS_YAML" --cloud "$CLOUD" --out "$WORK/volume.conf" ||
+    die "volume_conf.py failed"
+  extra_args+=(--extra "$WORK/volume.conf")
 fi
 for f in ${EXTRA_CONF[@]+"${EXTRA_CONF[@]}"}; do extra_args+=(--extra "$f"); done
 if [ -n "$CLOUDS_YAML" ]; then
