@@ -24,7 +24,7 @@ from mcloud.compute import policies
 from mcloud.compute.schemas import validate
 from mcloud.compute.service import Caller, ComputeService, caller_from_context
 from mcloud.core.auth import authenticate, runtime_of
-from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, json_body
+from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, json_body, openstack_fault
 from mcloud.core.http import json_response, service_app
 from mcloud.core.microversions import MicroversionMiddleware, Version, VersionRange, requested
 from mcloud.core.runtime import Runtime
@@ -44,14 +44,7 @@ PARTS = ("mcloud.compute.api_resources", "mcloud.compute.api_hosts", "mcloud.com
 
 
 def render_fault(error: APIError, request: Request) -> dict[str, Any]:
-    if error.status == 401:  # keystonemiddleware answers before Nova sees the request
-        return {"error": {"code": 401, "title": "Unauthorized",
-                          "message": "The request you have made requires authentication."}}
-    name = FAULT_NAMES.get(error.status, "computeFault")
-    body: dict[str, Any] = {"code": error.status, "message": error.message}
-    if error.status in (413, 429) and "Retry-After" in error.headers:
-        body["retryAfter"] = error.headers["Retry-After"]
-    return {name: body}
+    return openstack_fault(error, FAULT_NAMES)
 
 
 # ---------------------------------------------------------------------- what every route uses

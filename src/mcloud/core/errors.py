@@ -205,6 +205,20 @@ def install_fault_handlers(app: FastAPI, render: FaultRenderer,
     app.add_exception_handler(Exception, on_unexpected)
 
 
+def openstack_fault(error: APIError, names: dict[int, str], default: str = "computeFault") -> dict[str, Any]:
+    """The fault body of Nova's and Cinder's wsgi ``Fault`` (both services share it):
+    ``{"itemNotFound": {"code": 404, "message": ...}}``, the name from ``names`` by status (any
+    other status: ``default``), and ``retryAfter`` on a 413/429 that carries ``Retry-After``.
+    A 401 is keystonemiddleware's body: it answers before the service sees the request."""
+    if error.status == 401:
+        return {"error": {"code": 401, "title": "Unauthorized",
+                          "message": "The request you have made requires authentication."}}
+    body: dict[str, Any] = {"code": error.status, "message": error.message}
+    if error.status in (413, 429) and "Retry-After" in error.headers:
+        body["retryAfter"] = error.headers["Retry-After"]
+    return {names.get(error.status, default): body}
+
+
 _ADAPTERS: dict[Any, Any] = {}
 
 

@@ -272,3 +272,31 @@ class Enforcer:
                             f"(it needs a token scoped to a {' or '.join(kinds)}).")
         if not self.check(name, creds, flatten(target or {})):
             raise Forbidden(f"You are not authorized to perform the requested action: {name}.")
+
+
+def optional_modules(names: tuple[str, ...]) -> list[Any]:
+    """The modules of ``names`` that exist (a part of a service that has not landed yet is
+    skipped; an import error inside an existing module is raised)."""
+    import importlib  # noqa: PLC0415
+
+    out = []
+    for name in names:
+        try:
+            out.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return out
+
+
+def merged_rules(service: str, base: Mapping[str, str], parts: tuple[str, ...]) -> dict[str, str]:
+    """``base`` with the ``RULES`` of every module of ``parts`` that exists; two parts giving one
+    rule different check strings is an error."""
+    rules = dict(base)
+    for module in optional_modules(parts):
+        for rule, check in getattr(module, "RULES", {}).items():
+            if rules.get(rule, check) != check:
+                raise ValueError(f"{service} policy rule {rule!r} of {module.__name__} differs from the one "
+                                 "registered before")
+            rules[rule] = check
+    return rules
