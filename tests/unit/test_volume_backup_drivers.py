@@ -24,7 +24,9 @@ async def stream(data: bytes, piece: int = 50_000) -> AsyncIterator[bytes]:
 
 
 async def restored(driver, meta) -> bytes:
-    return b"".join([c async for c in driver.restore(meta)])
+    """The restored data, zero-padded to the backup's size as a backend's write leaves it."""
+    data = b"".join([c async for c in driver.restore(meta)])
+    return data + bytes(meta["size"] - len(data))
 
 
 @pytest.fixture(params=["file", "fake"])
@@ -127,12 +129,27 @@ async def test_container_names_stay_inside_the_store(tmp_path: Path) -> None:
     assert list((tmp_path / "backups").rglob("*")) == []
 
 
+async def test_short_stream_and_trailing_zeros_take_nothing(driver) -> None:
+    """A volume whose data stops early (a thin backend reads only what was written) backs up as
+    its data plus zero chunks; a restore stops after the last chunk with data."""
+    size = 100 * CHUNK
+    data = os.urandom(CHUNK + 10)
+    meta = await driver.backup("thin", "c", stream(data), size)
+    assert len(meta["chunks"]) == 100 and meta["object_count"] == 2
+    assert all(c == [ZERO, None] for c in meta["chunks"][2:])
+    out = b"".join([c async for c in driver.restore(meta)])
+    assert out == data + bytes(CHUNK - 10)
+    assert await restored(driver, meta) == data + bytes(size - len(data))
+
+
 async def test_rechunk_pads_and_cuts() -> None:
     out = [c async for c in rechunk(stream(b"a" * 10, 3), 25, 8)]
     assert [len(c) for c in out] == [8, 8, 8, 1]
     assert b"".join(out) == b"a" * 10 + bytes(15)
     out = [c async for c in rechunk(stream(b"b" * 30, 7), 16, 8)]
     assert b"".join(out) == b"b" * 16
+    out = [c async for c in rechunk(stream(b"c" * 10, 3), 25, 8, pad=False)]
+    assert [len(c) for c in out] == [8, 8]
 
 
 def test_unknown_driver_or_options(tmp_path: Path) -> None:

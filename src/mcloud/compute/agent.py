@@ -19,11 +19,13 @@ revert_resize, rescue, unrescue, prepare_incoming) is the instance as
     vifs [{port_id, mac, network_id, mtu}],
     metadata {uuid, name, hostname, launch_index, availability_zone, project_id, meta, key_name,
               key_data, key_type},
-    user_data (base64, as given) | None, network_data (network_data.json)
+    user_data (base64, as given) | None, network_data (network_data.json),
+    volumes [{volume_id, connection_info (Cinder's), boot_index (0: the root disk), device_name}]
 
 Operation keys: reboot {hard}, power_off {timeout}, snapshot {image_id}, rescue {rescue_image:
 an image dict as above}, console_output {length}, console {protocol}, attach_interface {vif},
-detach_interface {port_id}, live_migrate {target: {uri, disks}}.
+detach_interface {port_id}, attach_volume {volume: one of volumes above}, detach_volume
+{volume_id}, live_migrate {target: {uri, disks}}.
 Results: ``power_state`` after the operation, and console_output {output}, console {protocol,
 host, port, password}, diagnostics {Nova's 2.48 fields}, snapshot {disk_format, size}, prepare_incoming
 {uri, disks}, live_migrate {the
@@ -55,6 +57,7 @@ from mcloud.compute.drivers.base import (
     InstanceSpec,
     MigrationTarget,
     VifSpec,
+    VolumeSpec,
 )
 from mcloud.compute.imagecache import ImageCache
 
@@ -181,7 +184,8 @@ def spec_from_payload(payload: Mapping[str, Any], image: Any = None) -> Instance
         flavor=FlavorSpec(vcpus=int(flavor.get("vcpus", 1)), memory_mb=int(flavor.get("memory_mb", 64)),
                           root_gb=int(flavor.get("root_gb", 0)), ephemeral_gb=int(flavor.get("ephemeral_gb", 0)),
                           swap_mb=int(swap or 0), extra_specs=dict(flavor.get("extra_specs") or {})),
-        image=image, vifs=vifs, config_drive=drive)
+        image=image, vifs=vifs, config_drive=drive,
+        volumes=tuple(VolumeSpec.of(v) for v in payload.get("volumes") or []))
 
 
 class Agent:
@@ -369,6 +373,10 @@ class Agent:
                                                        network_id=v["network_id"], mtu=v.get("mtu")))
             case "detach_interface":
                 await d.detach_interface(uuid, payload["port_id"])
+            case "attach_volume":
+                await d.attach_volume(uuid, VolumeSpec.of(payload["volume"]))
+            case "detach_volume":
+                await d.detach_volume(uuid, payload["volume_id"])
             case "prepare_incoming":
                 target = await d.prepare_incoming(spec)  # type: ignore[arg-type]
                 result.update(uri=target.uri, disks=dict(target.disks))

@@ -21,6 +21,8 @@ What the guest prints on its serial console (the lines machines look for)::
     mcloud-tiny: user-data script begin          (user data starting with "#!" runs)
     <its output>
     mcloud-tiny: user-data script exit 0
+    mcloud-tiny: disk vdc added 1073741824 serial 0b3c1f2e-8f7a-4c1d-9  (a disk hot-plugged later)
+    mcloud-tiny: disk vdc removed                (and unplugged)
     mcloud-tiny: power button                    (ACPI power button: clean power-off)
     mcloud-tiny: powering off
 
@@ -44,7 +46,7 @@ from pathlib import Path
 from mcloud.compute import tinyimage_guest as guest
 
 #: bump when the way the image is put together changes (it is part of the cache key)
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 
 BOOT_START = "mcloud-tiny: starting"
 MARKER_BOOTED = "mcloud-tiny: booted instance "
@@ -394,6 +396,9 @@ class GuestConsole:
     script_output: str | None = None
     script_exit: int | None = None
     powering_off: bool = False
+    #: disks plugged in or out since the boot, in order: ("added", name, bytes, serial) or
+    #: ("removed", name, None, None)
+    disk_events: list[tuple[str, str, int | None, str | None]] = dataclasses.field(default_factory=list)
     #: how many boots the text shows
     boots_seen: int = 0
 
@@ -401,7 +406,9 @@ class GuestConsole:
 _LEASE = re.compile(r"^mcloud-tiny: (\S+) lease (\S+) mac (\S+)")
 _DISKS = re.compile(r"^mcloud-tiny: disks(.*); boot (\d+)")
 #: lines the guest's own processes print while a user-data script runs (they are not its output)
-_GUEST_EVENTS = re.compile(r"^mcloud-tiny: (power button|powering off|\S+ lease |\S+ plugged$|\S+ unplugged$)")
+_GUEST_EVENTS = re.compile(r"^mcloud-tiny: (power button|powering off|\S+ lease |\S+ plugged$|\S+ unplugged$"
+                           r"|disk \S+ (added|removed))")
+_DISK_EVENT = re.compile(r"^mcloud-tiny: disk (\S+) (added (\d+) serial (\S+)|removed)$")
 
 
 def parse_console(text: str) -> GuestConsole:
@@ -455,6 +462,11 @@ def parse_console(text: str) -> GuestConsole:
             block, body, seen.script_output = "script", [], ""
         elif line == POWERING_OFF:
             seen.powering_off = True
+        elif (m := _DISK_EVENT.match(line)) is not None:
+            if m.group(3) is not None:
+                seen.disk_events.append(("added", m.group(1), int(m.group(3)), m.group(4)))
+            else:
+                seen.disk_events.append(("removed", m.group(1), None, None))
     return seen
 
 

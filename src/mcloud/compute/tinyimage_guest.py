@@ -18,7 +18,8 @@ hands over to busybox ``init``, whose ``sysinit`` is ``/etc/rc``:
    lease; start the SSH server (Debian's ``dropbear``, in the background: it makes its host key
    at the first connection, ``-R``; key logins only, as ``root``, whose shell is ``/bin/sh``);
    then ``ready``. A NIC plugged later (interface attach) gets the same, through busybox
-   ``uevent``;
+   ``uevent``, which also prints each disk plugged in or out later (volume attach and detach:
+   ``disk vdc added <bytes> serial <volume id's first 20 characters>``, ``disk vdc removed``);
 5. run the user data when it is a script (``#!``), its output framed and its exit status printed.
 
 ``acpid`` turns the ACPI power button into a clean power-off. Every line the guest prints for
@@ -176,13 +177,27 @@ exec udhcpc -i "$1" -s /etc/udhcpc.script -t 8 -T 1 -A 5 -b -O staticroutes -O m
   -x "hostname:$(hostname)" >/dev/null 2>&1
 """
 
-#: run by busybox ``uevent`` for every kernel event: a NIC plugged in (interface attach) gets DHCP
+#: run by busybox ``uevent`` for every kernel event: a NIC plugged in (interface attach) gets DHCP;
+#: a disk plugged in or out (volume attach/detach) is told on the console with its size in bytes
+#: and its serial (the volume id's first 20 characters, or "none")
 HOTPLUG = """\
 #!/bin/sh
-[ "$SUBSYSTEM" = net ] && [ -n "$INTERFACE" ] && [ "$INTERFACE" != lo ] || exit 0
-case "$ACTION" in
-  add) [ -e /run/nics-up ] && echo "mcloud-tiny: $INTERFACE plugged" > /dev/console && /etc/dhcp-nic "$INTERFACE";;
-  remove) echo "mcloud-tiny: $INTERFACE unplugged" > /dev/console;;
+case "$SUBSYSTEM" in
+  net)
+    [ -n "$INTERFACE" ] && [ "$INTERFACE" != lo ] || exit 0
+    case "$ACTION" in
+      add) [ -e /run/nics-up ] && echo "mcloud-tiny: $INTERFACE plugged" > /dev/console && /etc/dhcp-nic "$INTERFACE";;
+      remove) echo "mcloud-tiny: $INTERFACE unplugged" > /dev/console;;
+    esac;;
+  block)
+    [ "$DEVTYPE" = disk ] && [ -n "$DEVNAME" ] || exit 0
+    d=${DEVNAME##*/}
+    case "$ACTION" in
+      add)
+        serial=$(cat "/sys/block/$d/serial" 2>/dev/null)
+        echo "mcloud-tiny: disk $d added $(($(cat "/sys/block/$d/size") * 512)) serial ${serial:-none}" > /dev/console;;
+      remove) echo "mcloud-tiny: disk $d removed" > /dev/console;;
+    esac;;
 esac
 exit 0
 """

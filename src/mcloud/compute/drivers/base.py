@@ -83,6 +83,37 @@ class VifSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class VolumeSpec:
+    """A Cinder volume attached to the instance (or its root disk when ``boot_index`` is 0).
+
+    ``connection_info`` is what the volume service's backend answered (Cinder's
+    ``initialize_connection``): ``{"driver_volume_type": "file", "data": {"path", "format"}}`` (a
+    qcow2 or raw file this host reaches) or ``{"driver_volume_type": "rbd", "data": {"name":
+    "pool/volume-<id>", "ceph_conf", "auth_username"}}`` (an RBD image qemu opens through its own
+    librbd), ``data.access_mode`` "rw" or "ro". The guest sees a virtio disk whose serial is the
+    volume id (as Nova's libvirt driver sets it: ``/dev/disk/by-id/virtio-<first 20 chars>``)."""
+
+    volume_id: str
+    connection_info: Mapping[str, Any]
+    #: 0: the instance boots from this volume (it is the root disk, no image disk is made)
+    boot_index: int | None = None
+    #: the device name Nova recorded ("/dev/vdb"); informational: the guest names disks itself
+    device_name: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return (self.connection_info.get("data") or {}).get("access_mode") == "ro"
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> VolumeSpec:
+        """From a host operation's payload (``{"volume_id", "connection_info", "boot_index",
+        "device_name"}``)."""
+        boot_index = d.get("boot_index")
+        return cls(volume_id=str(d["volume_id"]), connection_info=dict(d.get("connection_info") or {}),
+                   boot_index=None if boot_index is None else int(boot_index), device_name=d.get("device_name"))
+
+
+@dataclasses.dataclass(frozen=True)
 class InstanceSpec:
     uuid: str
     #: the hypervisor's name for it (OS-EXT-SRV-ATTR:instance_name, "instance-0000000a")
@@ -96,6 +127,13 @@ class InstanceSpec:
     #: "openstack/latest/network_data.json", "openstack/latest/vendor_data.json", the same under
     #: "openstack/2012-08-10/" ... as Nova writes them); None: no config drive
     config_drive: Mapping[str, bytes] | None = None
+    #: the attached volumes, in the order they were attached; one with ``boot_index`` 0 is the
+    #: root disk (then ``image`` is only the image's metadata, or None, and no disk is made from it)
+    volumes: tuple[VolumeSpec, ...] = ()
+
+    @property
+    def root_volume(self) -> VolumeSpec | None:
+        return next((v for v in self.volumes if v.boot_index == 0), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +247,15 @@ class HypervisorDriver(Protocol):
     async def attach_interface(self, uuid: str, vif: VifSpec) -> None: ...
 
     async def detach_interface(self, uuid: str, port_id: str) -> None: ...
+
+    # -- volumes (a running guest gets a hot-plugged disk; a stopped one has it at its next start)
+    async def attach_volume(self, uuid: str, volume: VolumeSpec) -> None:
+        """Attach ``volume`` (idempotent: one attached already is not an error); the instance
+        keeps it across stop/start, reboot, suspend and moves."""
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """Detach it (the guest lets go of the disk first: a guest that does not is an error,
+        the volume stays attached); one not attached is not an error."""
 
     # -- live migration (source and destination are two hosts, each with its own driver)
     async def prepare_incoming(self, spec: InstanceSpec) -> MigrationTarget:

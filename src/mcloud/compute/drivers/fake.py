@@ -38,6 +38,7 @@ from mcloud.compute.drivers.base import (
     PowerState,
     Progress,
     VifSpec,
+    VolumeSpec,
     driver_options,
 )
 
@@ -64,6 +65,8 @@ class FakeInstance:
     incoming: bool = False  # prepared for a live migration, not yet running here
     boots: int = 0
     booted_at: float = 0.0
+    #: attached volumes by id (a boot volume too), in the order they came
+    volumes: dict[str, VolumeSpec] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -185,9 +188,11 @@ class FakeDriver:
         existing = self.instances.get(spec.uuid)
         if existing is not None and not existing.incoming:
             return  # already there: spawning again is a no-op
-        if spec.image is not None and spec.image.path is None and spec.image.rbd is None:
+        if spec.root_volume is None and spec.image is not None and spec.image.path is None \
+                and spec.image.rbd is None:
             raise DriverError(f"Image {spec.image.id} is not on this host")
-        inst = FakeInstance(spec=spec, vifs={v.port_id: v for v in spec.vifs})
+        inst = FakeInstance(spec=spec, vifs={v.port_id: v for v in spec.vifs},
+                            volumes={v.volume_id: v for v in spec.volumes})
         self.instances[spec.uuid] = inst
         if progress is not None:
             await progress(100)
@@ -265,7 +270,7 @@ class FakeDriver:
     async def resize(self, spec: InstanceSpec) -> None:
         await self._enter("resize", spec.uuid)
         inst = self._get(spec.uuid)
-        if spec.flavor.root_gb < inst.spec.flavor.root_gb:
+        if spec.root_volume is None and spec.flavor.root_gb < inst.spec.flavor.root_gb:
             raise DriverError("Resizing a disk to a smaller size is not supported.")
         inst.old_spec = inst.spec
         inst.spec = spec
@@ -340,10 +345,45 @@ class FakeDriver:
             raise DriverError(f"Port {port_id} is not attached to instance {uuid}")
         del inst.vifs[port_id]
 
+    async def attach_volume(self, uuid: str, volume: VolumeSpec) -> None:
+        """Keeps the volume; a running guest prints it as the tiny guest does (``disk vdX added
+        <bytes> serial <id[:20]>``: the size is the connection's ``size_gb`` when given)."""
+        await self._enter("attach_volume", uuid)
+        inst = self._get(uuid)
+        if volume.volume_id in inst.volumes:
+            return
+        if not volume.connection_info.get("driver_volume_type"):
+            raise DriverError(f"volume {volume.volume_id}: its connection says no driver_volume_type")
+        inst.volumes[volume.volume_id] = dataclasses.replace(volume, boot_index=None)
+        if inst.power_state == states.RUNNING:
+            size = int((volume.connection_info.get("data") or {}).get("size_gb") or 1) << 30
+            self._log(inst, f"fake: disk {self._disk_name(inst, volume.volume_id)} added {size} "
+                            f"serial {volume.volume_id[:20]}")
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        await self._enter("detach_volume", uuid)
+        inst = self._get(uuid)
+        volume = inst.volumes.get(volume_id)
+        if volume is None:
+            return
+        if volume.boot_index == 0:
+            raise DriverError(f"volume {volume_id} is the root disk of instance {uuid}")
+        name = self._disk_name(inst, volume_id)
+        del inst.volumes[volume_id]
+        if inst.power_state == states.RUNNING:
+            self._log(inst, f"fake: disk {name} removed")
+
+    @staticmethod
+    def _disk_name(inst: FakeInstance, volume_id: str) -> str:
+        """vda the root disk, vdb the config drive, then the volumes in order."""
+        others = [v for v in inst.volumes if inst.volumes[v].boot_index != 0]
+        return "vd" + "abcdefghijklmnopqrstuvwxyz"[min(25, 2 + others.index(volume_id))]
+
     async def prepare_incoming(self, spec: InstanceSpec) -> MigrationTarget:
         await self._enter("prepare_incoming", spec.uuid)
         self.instances[spec.uuid] = FakeInstance(spec=spec, power_state=states.POWER_PAUSED, incoming=True,
-                                                 vifs={v.port_id: v for v in spec.vifs})
+                                                 vifs={v.port_id: v for v in spec.vifs},
+                                                 volumes={v.volume_id: v for v in spec.volumes})
         return MigrationTarget(uri=f"fake:{self.hostname}/{spec.uuid}")
 
     async def live_migrate(self, uuid: str, target: MigrationTarget,

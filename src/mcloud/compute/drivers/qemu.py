@@ -6,6 +6,7 @@ Each instance lives in ``<instances_path>/<uuid>/``::
                      that is not raw)
     disk.rbd         instead of ``disk``, for a raw image in Ceph: where its clone is, the root
                      disk (``<rbd_pool>/<uuid>_disk``, see ``qemu_rbd``)
+                     (neither, when the instance boots from a volume: see ``qemu_volumes``)
     disk.config      the config drive (ISO 9660, label config-2), when the spec has one
     disk.rescue      the rescue image's overlay while rescued
     disk.resize      the disk as it was before a resize, until confirmed or reverted
@@ -14,7 +15,7 @@ Each instance lives in ``<instances_path>/<uuid>/``::
                      Nova keeps them next to the instance (a reboot needs no image service);
                      kernel.rescue, ramdisk.rescue those of a rescue image
     console.log      the serial console (appended across boots)
-    machine.json     what the process is launched from (flavor, NICs, rescue), so that reboot,
+    machine.json     what the process is launched from (flavor, NICs, volumes, rescue), so that reboot,
                      suspend/resume and a restart of the host need no spec
     qmp.sock         the monitor for operations; status.sock a second one for power states
                      (both in $TMPDIR/mcloud-qemu-<hash>/ when this path is too long for a socket)
@@ -57,9 +58,9 @@ from pathlib import Path
 from typing import Any
 
 from mcloud.compute import states
-from mcloud.compute.drivers import qemu_accel, qemu_disk, qemu_rbd
+from mcloud.compute.drivers import qemu_accel, qemu_disk, qemu_rbd, qemu_volumes
 from mcloud.compute.drivers.base import (Console, DriverError, HostInfo, ImageSpec, InstanceNotFound, InstanceSpec,
-                                         MigrationTarget, PowerState, Progress, VifSpec, driver_options)
+                                         MigrationTarget, PowerState, Progress, VifSpec, VolumeSpec, driver_options)
 from mcloud.compute.drivers.qemu_qmp import Monitor
 from mcloud.compute.drivers.qemu_rbd import RbdDisk
 
@@ -70,6 +71,8 @@ OPTIONS = {"accel", "binary", "machine", "tb_size", "vnc_listen", "migration_add
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "genisoimage": "genisoimage"}
 #: Nova's libvirt driver returns at most this much of a console log
 MAX_CONSOLE_BYTES = 100 * 1024
+#: seconds a guest has to let go of a volume being detached (its ACPI hot-unplug)
+DETACH_TIMEOUT = 30
 #: the kernel's command line when the image has no ``os_command_line`` (and always in rescue),
 #: as Nova's libvirt driver gives it ("root=<root device> <consoles>", plus no_timer_check under
 #: TCG: qemu's emulated timer is too irregular for the kernel's check)
@@ -107,13 +110,21 @@ class Machine:
     boot: dict[str, Any] | None = None
     #: the same while rescued (the rescue image's kernel, else the instance's, as Nova)
     rescue_boot: dict[str, Any] | None = None
+    #: the volumes (``qemu_volumes.stored``: volume_id, connection_info, boot_index, device_name,
+    #: slot), a boot volume first
+    volumes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, spec: InstanceSpec, old: Machine | None = None) -> Machine:
         return cls(uuid=spec.uuid, name=spec.name, vcpus=spec.flavor.vcpus, memory_mb=spec.flavor.memory_mb,
                    vifs=[dataclasses.asdict(v) for v in spec.vifs], rescue=old.rescue if old else False,
-                   old_flavor=old.old_flavor if old else None, boot=_boot_of(spec.image, "kernel", "ramdisk"),
-                   rescue_boot=old.rescue_boot if old else None)
+                   old_flavor=old.old_flavor if old else None,
+                   boot=None if spec.root_volume else _boot_of(spec.image, "kernel", "ramdisk"),
+                   rescue_boot=old.rescue_boot if old else None,
+                   volumes=qemu_volumes.merge(spec.volumes, old.volumes if old else ()))
+
+    def root_volume(self) -> VolumeSpec | None:
+        return next((VolumeSpec.of(v) for v in self.volumes if v.get("boot_index") == 0), None)
 
 
 def _boot_of(image: ImageSpec | None, kernel: str, ramdisk: str) -> dict[str, Any] | None:
@@ -368,20 +379,29 @@ class QemuDriver:
             argv += ["-device", "VGA,vgamem_mb=4", "-vnc", f"{self.vnc_listen}:0,to=4000"]
         else:
             argv += ["-display", "none"]
-        blockdevs = []
-        if machine.rescue:
-            blockdevs.append(_file_blockdev("rescue", p.rescue, "qcow2"))
-        root = RbdDisk.load(p.rbd)
-        blockdevs.append(root.blockdev("disk") if root else _file_blockdev("disk", p.disk, "qcow2"))
-        if p.config.exists():
-            blockdevs.append(_file_blockdev("config", p.config, "raw", read_only=True))
-        for i, blockdev in enumerate(blockdevs):
-            argv += ["-blockdev", json.dumps(blockdev)]
+        disks: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (blockdev, device)
+
+        def local(blockdev: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             node = blockdev["node-name"]
-            device = {"driver": "virtio-blk-pci", "drive": node, "id": f"{node}-dev"}
+            return blockdev, {"driver": "virtio-blk-pci", "drive": node, "id": f"{node}-dev"}
+
+        if machine.rescue:
+            disks.append(local(_file_blockdev("rescue", p.rescue, "qcow2")))
+        if (root_volume := machine.root_volume()) is not None:
+            disks.append((qemu_volumes.blockdev(root_volume), qemu_volumes.device(root_volume, None)))
+        else:
+            root = RbdDisk.load(p.rbd)
+            disks.append(local(root.blockdev("disk") if root else _file_blockdev("disk", p.disk, "qcow2")))
+        if p.config.exists():
+            disks.append(local(_file_blockdev("config", p.config, "raw", read_only=True)))
+        for v in machine.volumes:
+            if v.get("boot_index") != 0:
+                volume = VolumeSpec.of(v)
+                disks.append((qemu_volumes.blockdev(volume), qemu_volumes.device(volume, v.get("slot"))))
+        for i, (blockdev, device) in enumerate(disks):
             if i == 0:
-                device["bootindex"] = 1
-            argv += ["-device", json.dumps(device)]
+                device = {**device, "bootindex": 1}
+            argv += ["-blockdev", json.dumps(blockdev), "-device", json.dumps(device)]
         for vif, fd in nics:
             netdev, device = self._nic_args(vif, fd)
             argv += ["-netdev", netdev, "-device", json.dumps(device)]
@@ -437,7 +457,7 @@ class QemuDriver:
         p.dir.mkdir(parents=True, exist_ok=True)
         try:
             async with asyncio.TaskGroup() as steps:
-                if fresh_disk or not await self._has_root(p):
+                if spec.root_volume is None and (fresh_disk or not await self._has_root(p)):
                     steps.create_task(self._root_disk(spec, p, shared))
                 steps.create_task(self._boot_files(spec.image, p.kernel, p.ramdisk))
                 if spec.config_drive is not None:
@@ -448,8 +468,7 @@ class QemuDriver:
 
     async def _root_disk(self, spec: InstanceSpec, p: _Paths, shared: bool) -> None:
         if spec.image is None:
-            raise DriverError("an instance without an image needs a volume to boot from, which this host "
-                              "does not attach")
+            raise DriverError("an instance without an image needs a volume to boot from (boot index 0)")
         image = self._image(spec.image)
         clone = self._clone_of(spec.uuid, image)
         if shared and clone is not None:
@@ -693,6 +712,8 @@ class QemuDriver:
         """A standalone qcow2 of the root disk. A running guest is paused while it is copied
         (the copy is of one instant); a stopped one is copied as it is."""
         p = self._existing(uuid)
+        if self._load(uuid).root_volume() is not None:
+            raise DriverError(f"instance {uuid} boots from a volume: its image is made from a volume snapshot")
         paused_here = False
         if self._pid(uuid) is not None:
             async with self._qmp(uuid) as qmp:
@@ -716,7 +737,9 @@ class QemuDriver:
         p = self._existing(spec.uuid)
         old = self._load(spec.uuid)
         await self._graceful_stop(spec.uuid, self.shutdown_timeout)
-        if (clone := RbdDisk.load(p.rbd)) is not None:  # kept in the clone's snapshot "resize"
+        if old.root_volume() is not None:
+            pass  # the root disk is a volume: a flavor does not resize it
+        elif (clone := RbdDisk.load(p.rbd)) is not None:  # kept in the clone's snapshot "resize"
             await asyncio.to_thread(qemu_rbd.grow, clone, spec.flavor.root_gb * qemu_disk.GIB, True)
         else:
             if not p.resize.exists():
@@ -811,7 +834,7 @@ class QemuDriver:
         pid = self._pid(uuid)
         cpus: list[dict[str, Any]] = [{"id": i, "time": None, "utilisation": None} for i in range(machine.vcpus)]
         nodes = [n for n, there in (("disk", p.disk.exists() or p.rbd.exists()), ("config", p.config.exists()))
-                 if there]
+                 if there] + [v["volume_id"] for v in machine.volumes]
         disks: list[dict[str, Any]] = [dict.fromkeys(("read_bytes", "read_requests", "write_bytes",
                                                       "write_requests", "errors_count")) for _ in nodes]
         uptime = None
@@ -883,6 +906,70 @@ class QemuDriver:
         machine.vifs = [v for v in machine.vifs if v["port_id"] != port_id]
         self._store(machine)
 
+    # -- volumes --------------------------------------------------------------------------------
+
+    async def attach_volume(self, uuid: str, volume: VolumeSpec) -> None:
+        """A running guest gets the volume hot-plugged (``blockdev-add`` + ``device_add`` of a
+        virtio-blk-pci in a slot of its own); a stopped one has it from its next start. Either way
+        machine.json keeps it. Steps qemu has done already (a retry after a crash) are skipped."""
+        self._existing(uuid)
+        machine = self._load(uuid)
+        if any(v["volume_id"] == volume.volume_id for v in machine.volumes):
+            return
+        volume = dataclasses.replace(volume, boot_index=None)
+        slot = qemu_volumes.free_slot(v.get("slot") for v in machine.volumes)
+        blockdev, device = qemu_volumes.blockdev(volume), qemu_volumes.device(volume, slot)
+        if self._pid(uuid) is not None:
+            async with self._qmp(uuid) as qmp:
+                nodes = {n.get("node-name") for n in await qmp.execute("query-named-block-nodes", {"flat": True})}
+                added = blockdev["node-name"] not in nodes
+                if added:
+                    await qmp.execute("blockdev-add", blockdev)
+                try:
+                    if device["id"] not in await self._devices(qmp):
+                        await qmp.execute("device_add", device)
+                except DriverError:
+                    if added:
+                        with contextlib.suppress(DriverError):
+                            await qmp.execute("blockdev-del", {"node-name": blockdev["node-name"]})
+                    raise
+        machine.volumes.append(qemu_volumes.stored(volume, slot))
+        self._store(machine)
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """``device_del``, then the guest's ACPI hot-unplug (qemu's DEVICE_DELETED, at most
+        DETACH_TIMEOUT seconds: a guest that does not let go keeps the volume, an error), then
+        ``blockdev-del`` (qemu flushes and closes the file or RBD image). A stopped instance just
+        forgets it. The volume the instance boots from cannot be detached."""
+        self._existing(uuid)
+        machine = self._load(uuid)
+        entry = next((v for v in machine.volumes if v["volume_id"] == volume_id), None)
+        if entry is not None and entry.get("boot_index") == 0:
+            raise DriverError(f"volume {volume_id} is the root disk of instance {uuid}")
+        if self._pid(uuid) is not None:
+            dev, node = qemu_volumes.device_id(volume_id), qemu_volumes.node_name(volume_id)
+            async with self._qmp(uuid) as qmp:
+                if dev in await self._devices(qmp):
+                    listener = qmp.listen("DEVICE_DELETED")
+                    with qmp.listening(listener):
+                        await qmp.execute("device_del", {"id": dev})
+                        try:
+                            await qmp.wait_event(listener, DETACH_TIMEOUT, lambda e: e.get("data", {}).get("device") == dev)
+                        except DriverError as exc:
+                            raise DriverError(f"the guest of instance {uuid} did not let go of volume {volume_id} "
+                                              f"within {DETACH_TIMEOUT} s") from exc
+                nodes = {n.get("node-name") for n in await qmp.execute("query-named-block-nodes", {"flat": True})}
+                if node in nodes:
+                    await qmp.execute("blockdev-del", {"node-name": node})
+        if entry is not None:
+            machine = self._load(uuid)
+            machine.volumes = [v for v in machine.volumes if v["volume_id"] != volume_id]
+            self._store(machine)
+
+    @staticmethod
+    async def _devices(qmp: Monitor) -> set[str]:
+        return {d["name"] for d in await qmp.execute("qom-list", {"path": "/machine/peripheral"})}
+
     # -- live migration -------------------------------------------------------------------------
 
     async def prepare_incoming(self, spec: InstanceSpec) -> MigrationTarget:
@@ -899,7 +986,7 @@ class QemuDriver:
             port = _free_port(self.migration_address)
             disks = {}
             async with self._qmp(spec.uuid) as qmp:
-                if not p.rbd.exists():  # a disk in Ceph is shared: nothing to copy
+                if p.disk.exists():  # a disk in Ceph or a volume is shared: nothing to copy
                     nbd_port = _free_port(self.migration_address)
                     await qmp.execute("nbd-server-start", {"addr": {"type": "inet", "data": {
                         "host": self.migration_address, "port": str(nbd_port)}}})

@@ -61,9 +61,10 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def rechunk(data: AsyncIterator[bytes], size: int, chunk_size: int) -> AsyncIterator[bytes]:
-    """Exactly ``size`` bytes of ``data`` in chunks of ``chunk_size`` (the last may be shorter);
-    a stream that ends early is padded with zeros (a volume reads as zeros past its data)."""
+async def rechunk(data: AsyncIterator[bytes], size: int, chunk_size: int, pad: bool = True) -> AsyncIterator[bytes]:
+    """At most ``size`` bytes of ``data`` in chunks of ``chunk_size`` (the last may be shorter).
+    A stream that ends early is padded with zeros up to ``size`` (a volume reads as zeros past
+    its data); with ``pad=False`` only up to the end of its last chunk."""
     buffer = bytearray()
     sent = 0
     async for piece in data:
@@ -75,7 +76,7 @@ async def rechunk(data: AsyncIterator[bytes], size: int, chunk_size: int) -> Asy
             sent += take
         if sent >= size:
             return
-    while sent < size:
+    while sent < size and (pad or buffer):
         take = min(chunk_size, size - sent)
         out = bytes(buffer[:take])
         del buffer[:take]
@@ -116,7 +117,7 @@ class ChunkedBackupDriver:
         done = 0
         pending: asyncio.Task[None] | None = None  # one write on its way while the next is hashed
         try:
-            async for chunk in rechunk(data, size, chunk_size):
+            async for chunk in rechunk(data, size, chunk_size, pad=False):
                 index = len(chunks)
                 zero = chunk == self._zeros[:len(chunk)]
                 if zero:
@@ -139,6 +140,11 @@ class ChunkedBackupDriver:
             if pending is not None:
                 await pending
                 pending = None
+            # the stream ended before the volume did: the rest reads as zeros
+            total = -(-size // chunk_size)
+            chunks.extend([ZERO, None] for _ in range(total - len(chunks)))
+            if progress is not None and done < size:
+                await progress(size, size)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
@@ -149,10 +155,16 @@ class ChunkedBackupDriver:
         return metadata
 
     async def restore(self, metadata: dict[str, Any], progress: Progress | None = None) -> AsyncIterator[bytes]:
+        """The data from the start up to its last chunk that is not zeros (a volume written with
+        it reads zeros past what it was given: see the backends' ``write``)."""
         size = int(metadata["size"])
         chunk_size = int(metadata["chunk_size"])
+        entries = list(metadata["chunks"])
+        while entries and entries[-1][0] == ZERO:
+            entries.pop()
+        end = min(size, len(entries) * chunk_size)
         done = 0
-        for index, (digest, name) in enumerate(metadata["chunks"]):
+        for index, (digest, name) in enumerate(entries):
             length = min(chunk_size, size - index * chunk_size)
             if digest == ZERO:
                 chunk = bytes(length)
@@ -164,7 +176,7 @@ class ChunkedBackupDriver:
             done += length
             yield chunk
             if progress is not None:
-                await progress(done, size)
+                await progress(done, end)
 
     async def delete(self, backup_id: str, container: str) -> None:
         await self.store.delete_prefix(prefix_of(container, backup_id))
