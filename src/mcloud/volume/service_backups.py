@@ -121,16 +121,24 @@ class Backups:
             return query
         return query.where(Backup.project_id == caller.project_id)
 
-    async def _get(self, session: AsyncSession, caller: Any, backup_id: str, lock: bool = False) -> Backup:
-        query = sa.select(Backup).where(Backup.id == backup_id)
+    async def _find(self, session: AsyncSession, caller: Any, model: Any, what: str, row_id: str,
+                    lock: bool = False) -> Any:
+        """A row of ``model`` the caller may see (its project's; an admin's: any), live; Cinder's
+        404 "<What> <id> could not be found." otherwise."""
+        query = sa.select(model).where(model.id == row_id)
+        if hasattr(model, "deleted"):
+            query = query.where(model.deleted == sa.false())
         if not _is_admin(caller):
-            query = query.where(Backup.project_id == caller.project_id)
+            query = query.where(model.project_id == caller.project_id)
         if lock and not self.volume.db.is_sqlite:
             query = query.with_for_update()
         row = (await session.execute(query)).scalar()
         if row is None:
-            raise NotFound(f"Backup {backup_id} could not be found.")
+            raise NotFound(f"{what} {row_id} could not be found.")
         return row
+
+    async def _get(self, session: AsyncSession, caller: Any, backup_id: str, lock: bool = False) -> Backup:
+        return await self._find(session, caller, Backup, "Backup", backup_id, lock)
 
     async def get(self, caller: Any, backup_id: str) -> Backup:
         async with self.volume.db.read() as session:
@@ -174,29 +182,10 @@ class Backups:
     # ------------------------------------------------------------------ create
 
     async def _volume(self, session: AsyncSession, caller: Any, volume_id: str, lock: bool = False) -> Any:
-        volume_model, _ = _models()
-        query = sa.select(volume_model).where(volume_model.id == volume_id, volume_model.deleted == sa.false())
-        if not _is_admin(caller):
-            query = query.where(volume_model.project_id == caller.project_id)
-        if lock and not self.volume.db.is_sqlite:
-            query = query.with_for_update()
-        row = (await session.execute(query)).scalar()
-        if row is None:
-            raise NotFound(f"Volume {volume_id} could not be found.")
-        return row
+        return await self._find(session, caller, _models()[0], "Volume", volume_id, lock)
 
     async def _snapshot(self, session: AsyncSession, caller: Any, snapshot_id: str, lock: bool = False) -> Any:
-        _, snapshot_model = _models()
-        query = sa.select(snapshot_model).where(snapshot_model.id == snapshot_id,
-                                                snapshot_model.deleted == sa.false())
-        if not _is_admin(caller):
-            query = query.where(snapshot_model.project_id == caller.project_id)
-        if lock and not self.volume.db.is_sqlite:
-            query = query.with_for_update()
-        row = (await session.execute(query)).scalar()
-        if row is None:
-            raise NotFound(f"Snapshot {snapshot_id} could not be found.")
-        return row
+        return await self._find(session, caller, _models()[1], "Snapshot", snapshot_id, lock)
 
     async def _reserve(self, session: AsyncSession, project_id: str, deltas: dict[str, int]) -> None:
         await self.volume.quotas.reserve(session, project_id, deltas)
