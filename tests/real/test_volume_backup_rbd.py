@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from mcloud.core.ceph import CephBindingsMissing, bindings
 from mcloud.volume.backup_drivers import BackupError, load_backup_driver
 from tests.ceph import CephCluster
-from tests.harness import missing
+from tests.real.test_rbd_store import ceph_libs  # noqa: F401 (the bindings fixture)
 
 pytestmark = pytest.mark.real
 
@@ -25,16 +24,7 @@ SIZE = 8 * CHUNK
 
 
 @pytest.fixture(scope="module")
-def libs(ceph: CephCluster) -> tuple[Any, Any]:
-    try:
-        return bindings()
-    except CephBindingsMissing:
-        missing("Ceph's Python bindings (Debian: python3-rados python3-rbd)")
-        raise
-
-
-@pytest.fixture(scope="module")
-def pools(ceph: CephCluster, libs: tuple[Any, Any]) -> Iterator[tuple[str, str]]:
+def pools(ceph: CephCluster, ceph_libs: tuple[Any, Any]) -> Iterator[tuple[str, str]]:
     for pool in ("backup-volumes", "backups"):
         if pool not in ceph.pools:
             ceph.create_pool(pool)
@@ -69,8 +59,9 @@ def image_bytes(libs: tuple[Any, Any], ioctx: Any, name: str) -> bytes:
         return image.read(0, image.size())
 
 
-async def test_rbd_backups_full_incremental_restore_delete(ceph: CephCluster, libs: tuple[Any, Any],
+async def test_rbd_backups_full_incremental_restore_delete(ceph: CephCluster, ceph_libs: tuple[Any, Any],
                                                           pools: tuple[str, str], volumes: Any) -> None:
+    libs = ceph_libs
     rbd = libs[1].RBD()
     vol = f"volume-{uuid.uuid4()}"
     rbd.create(volumes, vol, SIZE, old_format=False, features=1)
