@@ -5,6 +5,9 @@ Revision ID: 0011
 Revises: 0010
 """
 
+import uuid
+from datetime import datetime
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -122,6 +125,12 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_volume_type_project_project_id'), 'volume_type_project', ['project_id'], unique=False)
     # ### end Alembic commands ###
+    # Cinder's own migration makes the default volume type every cloud starts with
+    volume_type = sa.table('volume_type', sa.column('id', sa.String), sa.column('name', sa.String),
+                           sa.column('description', sa.String), sa.column('is_public', sa.Boolean),
+                           sa.column('created_at', sa.DateTime))
+    op.bulk_insert(volume_type, [{'id': str(uuid.uuid4()), 'name': '__DEFAULT__', 'description': 'Default Volume Type',
+                                  'is_public': True, 'created_at': datetime.utcnow().replace(microsecond=0)}])
 
 
 def downgrade() -> None:
