@@ -65,7 +65,7 @@ class Cinder(Nova):
         h = {"OpenStack-API-Version": f"volume {self.version}"} if self.version else {}
         if self.token:
             h["X-Auth-Token"] = self.token
-        url = path if path.startswith(ROOT) else V3 + (f"/{self.project_id}" if self.in_url else "") + path
+        url = path if path == ROOT or path.startswith(ROOT + "/") else V3 + (f"/{self.project_id}" if self.in_url else "") + path
         r = await self.client.request(method, url, json=json, headers={**h, **(headers or {})}, **kw)
         if expect is not None:
             assert r.status_code == expect, f"{method} {url} -> {r.status_code}: {r.text}"

@@ -47,7 +47,7 @@ FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "i
 
 #: the route modules of this part (volumes, snapshots, attachments) and of the other parts:
 #: ``add_routes(app)`` of each that exists
-OWN_PARTS = ("mcloud.volume.api_volumes", "mcloud.volume.api_volumes_actions", "mcloud.volume.api_snapshots",
+OWN_PARTS = ("mcloud.volume.api_volumes", "mcloud.volume.api_snapshots",
              "mcloud.volume.api_attachments")
 PARTS = ("mcloud.volume.api_types", "mcloud.volume.api_admin", "mcloud.volume.api_backups",
          "mcloud.volume.api_transfers")
