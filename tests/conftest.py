@@ -23,7 +23,7 @@ DEMO_PASSWORD = "demo-secret"
 # bcrypt's cost is the point of bcrypt; tests use the minimum so that they measure logic, not hashing.
 # API tests use the network service's fake driver (no data plane); tests/real drives OVN itself.
 TEST_ENV = {"MCLOUD_IDENTITY_PASSWORD_HASH_ROUNDS": "4", "MCLOUD_NETWORK_DRIVER": "fake",
-            "MCLOUD_COMPUTE_DRIVER": "fake"}
+            "MCLOUD_COMPUTE_DRIVER": "fake", "MCLOUD_VOLUME_DRIVER": "fake"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -182,6 +182,8 @@ class Backends:
             scheduler_opts = {k: opts.pop(k) for k in ("max_over_subscription_ratio", "reserved_percentage",
                                                        "availability_zone", "capabilities") if k in opts}
             opts.setdefault("driver", "file")
+            if opts["driver"] == "file":
+                opts.setdefault("image_overlay", self.config.image_overlay)
             try:
                 backend = load_backend(name, opts, self.volume.data_dir)
                 await backend.start()

@@ -115,11 +115,11 @@ class Backend:
 
     async def create_from_image(self, volume_id: str, size_gb: int, image: ImageSource) -> str:
         await self._op("create_from_image", volume_id)
-        data = b""
+        data = bytearray()
         if image.open is not None and image.size <= (16 << 20):
             async for chunk in image.open():
                 data += chunk
-        self._put(f"volume-{volume_id}", size_gb, base64.b64encode(data).decode(), made=f"image:{image.id}")
+        self._put(f"volume-{volume_id}", size_gb, base64.b64encode(bytes(data)).decode(), made=f"image:{image.id}")
         return "copy"
 
     async def create_from_snapshot(self, volume_id: str, size_gb: int, snapshot_id: str,
@@ -179,12 +179,12 @@ class Backend:
     async def write(self, volume_id: str, chunks: AsyncIterator[bytes]) -> None:
         await self._op("write", volume_id)
         obj = self._get(f"volume-{volume_id}")
-        data = b""
+        data = bytearray()
         async for chunk in chunks:
             data += chunk
             if len(data) > obj["size"] << 30:
                 raise BackendError(f"The data is larger than volume {volume_id} ({obj['size']} GB).")
-        obj["data"] = base64.b64encode(data).decode()
+        obj["data"] = base64.b64encode(bytes(data.rstrip(b"\0"))).decode()  # zeros past the data
         self._save()
 
     async def list_ids(self) -> set[str]:
