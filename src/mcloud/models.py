@@ -7,6 +7,7 @@ def load_all() -> None:
     import mcloud.compute.models  # noqa: F401
     import mcloud.compute.models_hosts  # noqa: F401
     import mcloud.compute.models_resources  # noqa: F401
+    import mcloud.compute.models_volumes  # noqa: F401
     import mcloud.core.generations  # noqa: F401
     import mcloud.identity.models  # noqa: F401
     import mcloud.image.models  # noqa: F401

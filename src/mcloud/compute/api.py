@@ -40,7 +40,8 @@ FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "i
                501: "notImplemented", 503: "serviceUnavailable"}
 
 #: the other parts' route modules: ``add_routes(app)`` of each that exists
-PARTS = ("mcloud.compute.api_resources", "mcloud.compute.api_hosts", "mcloud.compute.api_agent")
+PARTS = ("mcloud.compute.api_resources", "mcloud.compute.api_hosts", "mcloud.compute.api_agent",
+         "mcloud.compute.api_servers_volumes")
 
 
 def render_fault(error: APIError, request: Request) -> dict[str, Any]:

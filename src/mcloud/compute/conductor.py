@@ -202,7 +202,11 @@ class Conductor:
                 rows = await session.execute(sa.select(meta_model.key, meta_model.value).where(
                     meta_model.instance_uuid == inst.uuid))
                 kw["meta"] = {k: v for k, v in rows}
-        return await self.compute.hosts.instance_payload(inst, **kw)
+        payload = await self.compute.hosts.instance_payload(inst, **kw)
+        from mcloud.compute.conductor_volumes import volume_payloads  # noqa: PLC0415
+
+        payload["volumes"] = await volume_payloads(self, inst.uuid)
+        return payload
 
     async def host_is_up(self, host: str | None) -> bool:
         if not host:

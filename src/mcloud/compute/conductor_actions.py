@@ -64,6 +64,7 @@ async def run_action(c: Conductor, ctx: TaskContext) -> dict[str, Any]:
         return {"skipped": "the server is deleted"}
     if action in ONE_OP:
         return await one_op(c, ctx, inst, action, params, rid)
+    from mcloud.compute import conductor_volumes  # noqa: F401,PLC0415 (its handlers join MOVES)
     from mcloud.compute.conductor_moves import MOVES
 
     handler = MOVES.get(action)
@@ -161,6 +162,9 @@ async def delete(c: Conductor, ctx: TaskContext, inst: Instance, rid: str) -> di
         except HostOpFailed as exc:
             await action_failed(c, inst, rid, TERMINATE, exc, vm_state=st.ERROR)
             return {"error": _message(exc)}
+    from mcloud.compute.conductor_volumes import release_volumes  # noqa: PLC0415
+
+    await release_volumes(c, inst)
     await c.release_all(inst)
     async with c.compute.db.write() as session:
         row = await c._row(session, inst.uuid, lock=True)

@@ -173,6 +173,9 @@ class Build:
     async def spawn(self, inst: Instance, attempt: int) -> dict[str, Any]:
         from mcloud.compute.hosts import HostOpFailed, HostTimeout, missing_boot_images
 
+        from mcloud.compute.conductor_volumes import prepare_volumes
+
+        await prepare_volumes(self.c, inst)  # a volume that cannot be made aborts the build
         payload = await self.c.instance_payload(inst)
         missing_boot_images(payload.get("image"))  # no host can boot it: the build aborts
         try:

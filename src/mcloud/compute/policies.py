@@ -109,7 +109,8 @@ SERVERS: dict[str, str] = {
 }
 
 #: the other parts' policy modules, merged when present (a part not landed yet is skipped)
-PARTS = ("mcloud.compute.policies_resources", "mcloud.compute.policies_hosts", "mcloud.compute.policies_agent")
+PARTS = ("mcloud.compute.policies_resources", "mcloud.compute.policies_hosts", "mcloud.compute.policies_agent",
+         "mcloud.compute.policies_volumes")
 
 
 def optional_modules(names: tuple[str, ...]) -> list[Any]:

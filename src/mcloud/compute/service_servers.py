@@ -200,6 +200,10 @@ class Servers:
             nets = inst.requested_networks
             if nets != "none" and not inst.deleted:
                 out[inst.uuid]["security_groups"] = list(inst.security_groups or ["default"])
+        from mcloud.compute.service_servers_volumes import volumes_attached  # noqa: PLC0415
+
+        for uuid, attached in (await volumes_attached(session, uuids)).items():
+            out[uuid]["volumes_attached"] = attached
         group_of = getattr(self.compute.resources, "group_of_instance", None)
         if groups and group_of is not None:
             for inst in insts:

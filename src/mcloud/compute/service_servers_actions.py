@@ -61,6 +61,10 @@ RULES: dict[str, Rule] = {
                                "trigger_crash_dump"),
     "attach_interface": Rule((st.ACTIVE, st.PAUSED, st.STOPPED), (None,), None, "attach_interface"),
     "detach_interface": Rule((st.ACTIVE, st.PAUSED, st.STOPPED), (None,), None, "detach_interface"),
+    "attach_volume": Rule((st.ACTIVE, st.PAUSED, st.STOPPED, st.RESIZED, st.SOFT_DELETED, st.SHELVED,
+                           st.SHELVED_OFFLOADED), (None,), None, "attach_volume"),
+    "detach_volume": Rule((st.ACTIVE, st.PAUSED, st.STOPPED, st.RESIZED, st.SOFT_DELETED, st.SHELVED,
+                           st.SHELVED_OFFLOADED), (None,), None, "detach_volume"),
     "addSecurityGroup": Rule(None, None, None, ""),
     "removeSecurityGroup": Rule(None, None, None, ""),
 }

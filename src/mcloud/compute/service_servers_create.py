@@ -18,6 +18,7 @@ from mcloud.compute import states
 from mcloud.compute.drivers.base import boot_image_ids
 from mcloud.compute.service import Caller
 from mcloud.compute.service_servers import Servers, normal_ip, ref_id, sanitize_hostname
+from mcloud.compute.service_servers_volumes import bdm_rows, check_mappings, volume_mappings
 from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden
 
 NETWORK = {"type": "object", "properties": {
@@ -144,14 +145,17 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
             if str(bdm.get("boot_index", 0)) in ("0", "None") and bdm.get("uuid"):
                 image_ref = image_ref or bdm["uuid"]
             continue
-        if source == "blank" and dest == "local":
-            continue
-        raise BadRequest("Block Device Mapping is Invalid: volumes are not supported by this cloud yet.")
     if "block_device_mapping" in server and server["block_device_mapping"]:
-        raise BadRequest("Block Device Mapping is Invalid: volumes are not supported by this cloud yet.")
-    if not image_ref:
+        raise BadRequest("Block Device Mapping is Invalid: the legacy block_device_mapping is not supported "
+                         "by this cloud; use block_device_mapping_v2.")
+    # volumes: the BDMs with a volume destination (service_servers_volumes), maybe the root disk
+    mappings = volume_mappings(server, image_ref)
+    boot_mapping = next((v for v in mappings if v["boot_index"] == 0), None)
+    if boot_mapping is not None:
+        image_ref = ""  # a volume-backed server shows no image, as Nova's
+    elif not image_ref:
         raise BadRequest("Invalid imageRef provided.")
-    if not sc.is_uuid(image_ref):
+    if image_ref and not sc.is_uuid(image_ref):
         raise BadRequest("Invalid imageRef provided.")
     # the networks the caller asked for
     networks = server.get("networks", "auto" if caller.at(2, 37) else None)
@@ -186,7 +190,12 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
         flavor = await resources.get_flavor_for_boot(session, caller, str(server["flavorRef"]).rsplit("/", 1)[-1]
                                                      if isinstance(server["flavorRef"], str) else
                                                      str(server["flavorRef"]))
-        image, image_view = await boot_image(compute, session, caller, image_ref)
+        if boot_mapping is None:
+            image, image_view = await boot_image(compute, session, caller, image_ref)
+        elif boot_mapping["image_id"]:
+            image, image_view = await boot_image(compute, session, caller, boot_mapping["image_id"])
+        else:
+            image = image_view = None
         key = None
         if key_name:
             key = await resources.get_keypair(session, caller.user_id, key_name)
@@ -197,15 +206,25 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
             hosts = await resources.hosts_in_zone(session, az)
             if not hosts:
                 raise BadRequest("The requested availability zone is not available")
+    boot_volume = await check_mappings(compute, caller, mappings, max_count) if mappings else None
+    if image is None:  # booted from an existing volume: its image's metadata stands for the image
+        image, image_view = _volume_image(boot_volume or {})
     # flavor against image, as Nova checks it
     root_gb = int(flavor.get("root_gb") or 0)
-    if image.min_ram and int(flavor.get("memory_mb") or 0) < image.min_ram:
+    if boot_mapping is not None:
+        if image.min_ram and int(flavor.get("memory_mb") or 0) < image.min_ram:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        size_gb = int(boot_mapping["volume_size"] or 0)
+        if image.min_disk and size_gb and size_gb < image.min_disk:
+            raise BadRequest(f"Volume is smaller than the minimum size specified in image metadata. Volume size "
+                             f"is {size_gb << 30} bytes, minimum size is {image.min_disk << 30} bytes.")
+    elif image.min_ram and int(flavor.get("memory_mb") or 0) < image.min_ram:
         raise BadRequest("Flavor's memory is too small for requested image.")
     if root_gb and image.min_disk and root_gb < image.min_disk:
         raise BadRequest("Flavor's disk is too small for requested image.")
     if root_gb and image.size and image.size > root_gb * 1024 ** 3:
         raise BadRequest("Flavor's disk is too small for requested image.")
-    if root_gb == 0 and not caller.can("os_compute_api:servers:create:zero_disk_flavor"):
+    if root_gb == 0 and boot_mapping is None and not caller.can("os_compute_api:servers:create:zero_disk_flavor"):
         raise Forbidden("Only volume-backed servers are allowed for flavors with zero disk.")
     # networks, ports and security groups with the network service, as the caller sees them
     requested = await _check_networks(compute, network_caller, caller, networks, requested)
@@ -223,7 +242,8 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
     system_metadata: dict[str, Any] = {}
     system_metadata.update({"image_disk_format": image.disk_format or "", "image_container_format":
                             image.container_format or "", "image_min_disk": str(image.min_disk or 0),
-                            "image_min_ram": str(image.min_ram or 0), "image_base_image_ref": image_ref,
+                            "image_min_ram": str(image.min_ram or 0),
+                            "image_base_image_ref": image_ref or (boot_mapping or {}).get("image_id") or "",
                             "disk_config": server.get("OS-DCF:diskConfig", "MANUAL"),
                             "image_properties": dict(image_view.properties)})
     tags = list(dict.fromkeys(server.get("tags") or []))
@@ -264,6 +284,8 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
         meta_rows = [{"instance_uuid": i.uuid, "key": k, "value": v} for i in insts for k, v in meta.items()]
         if meta_rows:
             await session.execute(sa.insert(m.InstanceMetadata.__table__), meta_rows)
+        for inst in insts:
+            session.add_all(bdm_rows(inst.uuid, mappings))
         tag_rows = [{"instance_uuid": i.uuid, "tag": t} for i in insts for t in tags]
         if tag_rows:
             await session.execute(sa.insert(m.InstanceTag.__table__), tag_rows)
@@ -277,10 +299,10 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
 
             request = conductor.BuildRequest(**_build_fields(conductor.BuildRequest, {
                 "flavor": flavor,
-                "image": {"id": image_ref, "name": image.name, "properties": dict(image_view.properties),
-                          "min_disk": image.min_disk,
-                          "min_ram": image.min_ram, "disk_format": image.disk_format, "size": image.size,
-                          "container_format": image.container_format},
+                "image": {} if boot_mapping is not None else {
+                    "id": image_ref, "name": image.name, "properties": dict(image_view.properties),
+                    "min_disk": image.min_disk, "min_ram": image.min_ram, "disk_format": image.disk_format,
+                    "size": image.size, "container_format": image.container_format},
                 "networks": requested,
                 "security_groups": groups if networks != "none" else [],
                 "availability_zone": requested_zone, "force_host": forced_host, "force_node": forced_node,
@@ -317,6 +339,20 @@ async def boot_image(compute: Any, session: Any, caller: Caller, image_ref: str)
                     raise BadRequest(f"Image {boot_id} could not be found.") from None
                 raise
     return image, view
+
+
+def _volume_image(volume: dict[str, Any]) -> tuple[Any, Any]:
+    """The image facts of a server booted from an existing volume: the volume's image metadata
+    (Cinder's volume_image_metadata), as Nova reads its image_meta from the volume."""
+    import types  # noqa: PLC0415
+
+    meta = dict(volume.get("volume_image_metadata") or {})
+    known = ("image_id", "image_name", "checksum", "disk_format", "container_format", "size", "min_disk", "min_ram")
+    props = {k: v for k, v in meta.items() if k not in known}
+    image = types.SimpleNamespace(name=meta.get("image_name"), min_ram=int(meta.get("min_ram") or 0),
+                                  min_disk=int(meta.get("min_disk") or 0), size=0,
+                                  disk_format=meta.get("disk_format"), container_format=meta.get("container_format"))
+    return image, types.SimpleNamespace(properties=props)
 
 
 def _build_fields(cls: Any, values: dict[str, Any]) -> dict[str, Any]:

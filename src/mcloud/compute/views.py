@@ -126,7 +126,9 @@ def detail(caller: Caller, base: str, inst: m.Instance, extra: dict[str, Any], m
             "OS-EXT-STS:vm_state": inst.vm_state,
             "OS-SRV-USG:launched_at": usage_time(inst.launched_at),
             "OS-SRV-USG:terminated_at": usage_time(inst.terminated_at),
-            "os-extended-volumes:volumes_attached": [],
+            # the server's volumes; delete_on_termination from 2.3
+            "os-extended-volumes:volumes_attached": [
+                {k: v for k, v in a.items() if k == "id" or caller.at(2, 3)} for a in extra.get("volumes_attached", [])],
         })
     elif mode == "rebuild" and caller.at(2, 54):
         out["key_name"] = inst.key_name

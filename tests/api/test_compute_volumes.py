@@ -1,0 +1,239 @@
+"""Volumes on servers through the in-process app (fake hypervisor, fake volume backend): Nova's
+os-volume_attachments (attach, list, show, update, detach, the microversion fields), the
+volume's states in Cinder as Nova drives them, os-extended-volumes:volumes_attached, boot from
+volume with block_device_mapping_v2 (image → volume, existing volume; delete_on_termination at
+server delete), isolation between projects and Nova's refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+
+from tests.api.compute_helpers import ComputeWorld, assert_fault, boot_server, compute_world, uniq, wait_for
+from tests.api.volume_helpers import Cinder, wait_volume
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def w(cloud) -> AsyncIterator[ComputeWorld]:
+    async with compute_world(cloud) as world:
+        yield world
+
+
+def cinder(w: ComputeWorld, who: str = "member") -> Cinder:
+    nova = w[who]
+    return Cinder(nova.client, nova.token, nova.project_id, nova.user_id, "3.27")
+
+
+async def volume(w: ComputeWorld, who: str = "member", size: int = 1, **fields: Any) -> str:
+    body = {"volume": {"size": size, "name": uniq("vol"), **fields}}
+    vid = (await cinder(w, who).post("/volumes", body, expect=202)).json()["volume"]["id"]
+    await wait_volume(cinder(w, who), vid, "available")
+    return vid
+
+
+async def attached(w: ComputeWorld, sid: str, who: str = "member") -> list[dict[str, Any]]:
+    return (await w[who].get(f"/servers/{sid}/os-volume_attachments", expect=200)).json()["volumeAttachments"]
+
+
+async def wait_detached(w: ComputeWorld, sid: str, vid: str, who: str = "member") -> None:
+    for _ in range(200):
+        if all(a["volumeId"] != vid for a in await attached(w, sid, who)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"volume {vid} stays attached to {sid}")
+
+
+async def test_attach_list_show_detach(w: ComputeWorld) -> None:
+    sid = await boot_server(w)
+    vid = await volume(w)
+    nova = w["member"].at("2.79")
+    r = await nova.post(f"/servers/{sid}/os-volume_attachments",
+                        {"volumeAttachment": {"volumeId": vid, "tag": "data", "delete_on_termination": False}},
+                        expect=200)
+    assert r.json()["volumeAttachment"] == {"id": vid, "volumeId": vid, "serverId": sid, "device": "/dev/vdb",
+                                            "tag": "data", "delete_on_termination": False}
+    vol = await wait_volume(cinder(w), vid, "in-use")
+    assert [a["server_id"] for a in vol["attachments"]] == [sid]
+    # the host opened it: the fake guest printed the disk
+    out = (await w["member"].action(sid, "os-getConsoleOutput", {}, expect=200)).json()["output"]
+    assert f"added 1073741824 serial {vid[:20]}" in out
+    # 2.89: attachment_id and bdm_uuid, no id
+    shown = (await w["member"].at("2.89").get(f"/servers/{sid}/os-volume_attachments/{vid}",
+                                              expect=200)).json()["volumeAttachment"]
+    assert "id" not in shown and shown["attachment_id"] == vol["attachments"][0]["attachment_id"]
+    assert shown["bdm_uuid"] and shown["tag"] == "data" and shown["device"] == "/dev/vdb"
+    old = (await w["member"].at("2.1").get(f"/servers/{sid}/os-volume_attachments", expect=200)).json()
+    assert old == {"volumeAttachments": [{"id": vid, "volumeId": vid, "serverId": sid, "device": "/dev/vdb"}]}
+    server = (await w["member"].get(f"/servers/{sid}", expect=200)).json()["server"]
+    assert server["os-extended-volumes:volumes_attached"] == [{"id": vid, "delete_on_termination": False}]
+    server = (await w["member"].at("2.1").get(f"/servers/{sid}", expect=200)).json()["server"]
+    assert server["os-extended-volumes:volumes_attached"] == [{"id": vid}]
+    # the reader sees, may not change
+    assert len(await attached(w, sid, "reader")) == 1
+    await w["reader"].delete(f"/servers/{sid}/os-volume_attachments/{vid}", expect=403)
+    # 2.85: delete_on_termination changes in place
+    await w["member"].at("2.85").put(f"/servers/{sid}/os-volume_attachments/{vid}",
+                                     {"volumeAttachment": {"volumeId": vid, "delete_on_termination": True}},
+                                     expect=202)
+    shown = (await nova.get(f"/servers/{sid}/os-volume_attachments/{vid}", expect=200)).json()["volumeAttachment"]
+    assert shown["delete_on_termination"] is True
+    # an in-use volume cannot be deleted (Cinder's 400)
+    r = await cinder(w).delete(f"/volumes/{vid}")
+    assert r.status_code == 400, r.text
+    await w["member"].delete(f"/servers/{sid}/os-volume_attachments/{vid}", expect=202)
+    await wait_volume(cinder(w), vid, "available")
+    await wait_detached(w, sid, vid)
+    out = (await w["member"].action(sid, "os-getConsoleOutput", {}, expect=200)).json()["output"]
+    assert "fake: disk vdc removed" in out
+    actions = (await w["member"].get(f"/servers/{sid}/os-instance-actions", expect=200)).json()["instanceActions"]
+    assert {"attach_volume", "detach_volume"} <= {a["action"] for a in actions}
+    # the volume moves to another server
+    other = await boot_server(w)
+    await w["member"].post(f"/servers/{other}/os-volume_attachments", {"volumeAttachment": {"volumeId": vid}},
+                           expect=200)
+    await wait_volume(cinder(w), vid, "in-use")
+    await w["member"].delete(f"/servers/{other}", expect=204)
+    await wait_for(w["member"], other, "DELETED")
+    await wait_volume(cinder(w), vid, "available")  # detached at delete, not deleted (delete_on_termination false)
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+
+
+async def test_refusals_and_bad_input(w: ComputeWorld) -> None:
+    sid = await boot_server(w)
+    vid = await volume(w)
+    url = f"/servers/{sid}/os-volume_attachments"
+    m = w["member"]
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": "not-a-uuid"}}), 400, "badRequest")
+    assert_fault(await m.post(url, {"volumeAttachment": {}}), 400, "badRequest")
+    assert_fault(await m.post(url, {"volume": {"volumeId": vid}}), 400, "badRequest")
+    assert_fault(await m.at("2.48").post(url, {"volumeAttachment": {"volumeId": vid, "tag": "x"}}), 400)
+    assert_fault(await m.at("2.78").post(url, {"volumeAttachment": {"volumeId": vid,
+                                                                    "delete_on_termination": True}}), 400)
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": vid, "device": "vdb"}}), 400)
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": missing}}), 404,
+                 contains=f"Volume {missing} could not be found.")
+    assert_fault(await m.get(f"{url}/{vid}"), 404, contains=f"Instance {sid} is not attached.")
+    assert_fault(await m.delete(f"{url}/{vid}"), 404, contains=f"Instance {sid} is not attached.")
+    await m.post(url, {"volumeAttachment": {"volumeId": vid}}, expect=200)
+    await wait_volume(cinder(w), vid, "in-use")
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": vid}}), 400,
+                 contains=f"volume {vid} already attached")
+    other_server = await boot_server(w)
+    assert_fault(await m.post(f"/servers/{other_server}/os-volume_attachments",
+                              {"volumeAttachment": {"volumeId": vid}}), 400, contains="status must be 'available'")
+    second = await volume(w)
+    assert_fault(await m.get(f"{url}/{second}"), 404, contains=f"volume_id not found: {second}")
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": second, "device": "/dev/vdb"}}), 409,
+                 contains="/dev/vdb) is in use")
+    # swapping to another volume is not done here
+    assert_fault(await w.admin.put(f"{url}/{vid}", {"volumeAttachment": {"volumeId": second}}), 409)
+    assert_fault(await m.put(f"{url}/{vid}", {"volumeAttachment": {"volumeId": second}}), 403)
+    # a locked server takes no attach; a server being stopped neither
+    await m.action(sid, "lock", None, expect=202)
+    assert_fault(await m.post(url, {"volumeAttachment": {"volumeId": second}}), 409, contains="is locked")
+    await m.action(sid, "unlock", None, expect=202)
+    await cinder(w).delete(f"/volumes/{second}", expect=202)
+    await m.delete(f"{url}/{vid}", expect=202)
+    await wait_volume(cinder(w), vid, "available")
+    for s in (sid, other_server):
+        await m.delete(f"/servers/{s}", expect=204)
+
+
+async def test_project_b_cannot_use_project_a_volumes(w: ComputeWorld) -> None:
+    sid = await boot_server(w)
+    vid = await volume(w)  # project a's
+    net = await w.network("other")
+    theirs = await boot_server(w, "other", networks=[{"uuid": net}])
+    assert_fault(await w["other"].post(f"/servers/{theirs}/os-volume_attachments",
+                                       {"volumeAttachment": {"volumeId": vid}}), 404,
+                 contains=f"Volume {vid} could not be found.")
+    # nor see or touch a's server's attachments
+    await w["member"].post(f"/servers/{sid}/os-volume_attachments", {"volumeAttachment": {"volumeId": vid}},
+                           expect=200)
+    await wait_volume(cinder(w), vid, "in-use")
+    for r in (await w["other"].get(f"/servers/{sid}/os-volume_attachments"),
+              await w["other"].delete(f"/servers/{sid}/os-volume_attachments/{vid}")):
+        assert_fault(r, 404)
+    # nor boot from it
+    body = {"server": {"name": uniq("vm"), "flavorRef": w.flavor_id, "networks": [{"uuid": net}],
+                       "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume",
+                                                    "uuid": vid, "boot_index": 0}]}}
+    assert_fault(await w["other"].post("/servers", body), 400, contains=f"failed to get volume {vid}")
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await w["other"].delete(f"/servers/{theirs}", expect=204)
+    await wait_volume(cinder(w), vid, "available")
+
+
+def bfv(w: ComputeWorld, *bdms: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"server": {"name": uniq("bfv"), "flavorRef": w.flavor_id, "networks": [{"uuid": w.network_id}],
+                       "block_device_mapping_v2": list(bdms), **fields}}
+
+
+async def test_boot_from_an_image_volume_deleted_on_termination(w: ComputeWorld) -> None:
+    body = bfv(w, {"source_type": "image", "destination_type": "volume", "uuid": w.image_id, "boot_index": 0,
+                   "volume_size": 1, "delete_on_termination": True})
+    sid = (await w["member"].post("/servers", body, expect=202)).json()["server"]["id"]
+    server = await wait_for(w["member"], sid, "ACTIVE")
+    assert server["image"] == ""  # a volume-backed server shows no image
+    [att] = server["os-extended-volumes:volumes_attached"]
+    assert att["delete_on_termination"] is True
+    vol = await wait_volume(cinder(w), att["id"], "in-use")
+    assert vol["bootable"] == "true" and vol["attachments"][0]["server_id"] == sid
+    [shown] = await attached(w, sid)
+    assert shown["device"] == "/dev/vda"
+    assert_fault(await w["member"].delete(f"/servers/{sid}/os-volume_attachments/{att['id']}"), 403,
+                 contains="Can't detach root device volume")
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, "DELETED")
+    await wait_volume(cinder(w), att["id"], "deleted")
+
+
+async def test_boot_from_an_existing_volume_kept_after_delete(w: ComputeWorld) -> None:
+    vid = await volume(w, imageRef=w.image_id)
+    second = await volume(w)
+    body = bfv(w, {"source_type": "volume", "destination_type": "volume", "uuid": vid, "boot_index": 0},
+               {"source_type": "volume", "destination_type": "volume", "uuid": second, "boot_index": 1},
+               {"source_type": "blank", "destination_type": "volume", "volume_size": 1,
+                "delete_on_termination": True})
+    sid = (await w["member"].post("/servers", body, expect=202)).json()["server"]["id"]
+    server = await wait_for(w["member"], sid, "ACTIVE")
+    ids = [a["id"] for a in server["os-extended-volumes:volumes_attached"]]
+    assert ids[:2] == [vid, second] and len(ids) == 3
+    assert [a["device"] for a in await attached(w, sid)] == ["/dev/vda", "/dev/vdb", "/dev/vdc"]
+    for v in ids:
+        await wait_volume(cinder(w), v, "in-use")
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await wait_for(w["member"], sid, "DELETED")
+    await wait_volume(cinder(w), vid, "available")
+    await wait_volume(cinder(w), second, "available")
+    await wait_volume(cinder(w), ids[2], "deleted")  # the blank one was delete_on_termination
+
+
+async def test_block_device_mapping_refusals(w: ComputeWorld) -> None:
+    m = w["member"]
+    image_vol = {"source_type": "image", "destination_type": "volume", "uuid": w.image_id, "boot_index": 0}
+    assert_fault(await m.post("/servers", bfv(w, image_vol)), 400, contains="need to have a non-zero size")
+    assert_fault(await m.post("/servers", bfv(w, {"source_type": "blank", "destination_type": "volume",
+                                                  "boot_index": 0})), 400, contains="non-zero size")
+    assert_fault(await m.post("/servers", bfv(w, {**image_vol, "volume_size": 1, "boot_index": 1})), 400,
+                 contains="Boot sequence")
+    assert_fault(await m.post("/servers", bfv(w, {**image_vol, "volume_size": 1},
+                                              {**image_vol, "volume_size": 1})), 400, contains="Boot sequence")
+    assert_fault(await m.post("/servers", bfv(w, {**image_vol, "volume_size": "x"})), 400)
+    assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
+                                                  "boot_index": 0})), 400, contains="Missing uuid")
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert_fault(await m.post("/servers", bfv(w, {**image_vol, "uuid": missing, "volume_size": 1})), 400,
+                 contains=f"Image {missing} could not be found.")
+    assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
+                                                  "uuid": missing, "boot_index": 0})), 400,
+                 contains=f"failed to get volume {missing}")
+    vid = await volume(w)
+    assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
+                                                  "uuid": vid, "boot_index": 0}, max_count=2)), 400,
+                 contains="multiple instances")
+    await cinder(w).delete(f"/volumes/{vid}", expect=202)
