@@ -11,8 +11,10 @@ manager does:
 - create: the volume's data (an in-use volume's through a temporary backend snapshot, named from
   the backup's id so a resumed task finds it) → backup ``available``; the volume or snapshot back
   to its former status. Failure: backup ``error`` with ``fail_reason``, nothing kept.
-- restore: backup ``restoring``, volume ``restoring-backup`` → both ``available``; failure: the
-  volume ``error_restoring``, the backup ``available`` again.
+- restore to an existing volume: backup ``restoring``, volume ``restoring-backup`` → both
+  ``available``; failure: the volume ``error_restoring``, the backup ``available`` again. A restore
+  without a volume makes one through ``volumes.create(..., backup_id=...)``: the manager's create
+  task fills it (:meth:`Backups.restore_into`), so it is ``available`` only once whole.
 - delete: backup ``deleting`` → the row goes; failure: ``error_deleting``.
 
 A volume made from a backup (``POST /volumes`` with ``backup_id``, 3.47) is made by the manager,
@@ -310,43 +312,34 @@ class Backups:
         caller.authorize("backup:restore", {"project_id": row.project_id, "user_id": row.user_id})
         if row.status != st.AVAILABLE:
             raise BadRequest("Invalid backup: Backup status must be available")
-        new_volume = None
         if volume_id is None:
-            # Cinder's API makes a volume of the backup's size first (quota checked there)
+            # Cinder's API makes a volume of the backup's size (quota checked there); here the
+            # manager makes it from the backup (restore_into), so it is available only when whole
             from mcloud.volume.service import Caller
 
             maker = Caller.internal(caller.project_id, caller.user_id, caller.request_id)
             made = await self.volume.volumes.create(
                 maker, row.size, name=name or f"restore_backup_{backup_id}",
-                availability_zone=row.availability_zone if row.availability_zone else None)
-            new_volume = made["id"]
-            volume_id = new_volume
-        try:
-            async with self.volume.db.write() as session:
-                row = await self._get(session, caller, backup_id, lock=True)
-                if row.status != st.AVAILABLE:
-                    raise BadRequest("Invalid backup: Backup status must be available")
-                vol = await self._volume(session, caller, volume_id, lock=True)
-                if new_volume is None:
-                    if vol.status != st.AVAILABLE:
-                        raise BadRequest("Invalid volume: Volume to be restored to must be available")
-                    if row.size > vol.size:
-                        raise BadRequest(f"Invalid volume: volume size {vol.size} is too small to restore backup "
-                                         f"of size {row.size}.")
-                    vol.status = st.RESTORING_BACKUP
-                    vol.updated_at = now()
-                row.status = RESTORING
-                row.restore_volume_id = volume_id
-                row.updated_at = now()
-                await self._submit(session, RESTORE, row, volume_id=volume_id, new=new_volume is not None)
-                volume_name = vol.display_name
-        except Exception:
-            if new_volume is not None:
-                from mcloud.volume.service import Caller
-
-                with contextlib.suppress(Exception):
-                    await self.volume.volumes.delete(Caller.internal(caller.project_id, caller.user_id), new_volume)
-            raise
+                description="auto-created_from_restore_from_backup", backup_id=backup_id,
+                availability_zone=row.availability_zone or None)
+            return {"backup_id": backup_id, "volume_id": made["id"], "volume_name": made.get("name")}
+        async with self.volume.db.write() as session:
+            row = await self._get(session, caller, backup_id, lock=True)
+            if row.status != st.AVAILABLE:
+                raise BadRequest("Invalid backup: Backup status must be available")
+            vol = await self._volume(session, caller, volume_id, lock=True)
+            if vol.status != st.AVAILABLE:
+                raise BadRequest("Invalid volume: Volume to be restored to must be available")
+            if row.size > vol.size:
+                raise BadRequest(f"Invalid volume: volume size {vol.size} is too small to restore backup "
+                                 f"of size {row.size}.")
+            vol.status = st.RESTORING_BACKUP
+            vol.updated_at = now()
+            row.status = RESTORING
+            row.restore_volume_id = volume_id
+            row.updated_at = now()
+            await self._submit(session, RESTORE, row, volume_id=volume_id)
+            volume_name = vol.display_name
         return {"backup_id": backup_id, "volume_id": volume_id, "volume_name": volume_name}
 
     # ------------------------------------------------------------------ the tasks
@@ -488,32 +481,12 @@ class Backups:
         progress = self._progress(ctx) if ctx is not None else None
         await backend.write(volume_id, driver.restore(row.service_metadata, progress=progress))
 
-    async def _wait_available(self, volume_id: str) -> Any:
-        """A volume the restore made: wait for the manager to make it (Cinder's API waits too)."""
-        deadline = asyncio.get_running_loop().time() + self.volume.config.operation_timeout
-        while True:
-            async with self.volume.db.write() as session:
-                vol = await self._volume_row(session, volume_id)
-                if vol is None or vol.deleted or vol.status.startswith("error"):
-                    raise RuntimeError(f"Error while creating volume {volume_id} for restoring backup.")
-                if vol.status == st.AVAILABLE:
-                    vol.status = st.RESTORING_BACKUP
-                    vol.updated_at = now()
-                    return vol
-                if vol.status == st.RESTORING_BACKUP:
-                    return vol
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"Volume {volume_id} for restoring backup was not made in time.")
-            await asyncio.sleep(0.2)
-
     async def _run_restore(self, ctx: TaskContext) -> dict[str, Any]:
         backup_id, volume_id = ctx.payload["backup_id"], ctx.payload["volume_id"]
         row = await self._backup_row(backup_id)
         if row is None or row.status != RESTORING:
             return {"skipped": row.status if row is not None else "gone"}
         try:
-            if ctx.payload.get("new"):
-                await self._wait_available(volume_id)
             backend = self.volume.manager.backend_for(await self._host_of(volume_id))
             await self._restore_data(row, backend, volume_id, ctx)
         except Exception as exc:  # noqa: BLE001
