@@ -1,0 +1,103 @@
+"""The issue's "Must show" for volumes on servers, through the real `openstack` CLI against a real
+`mcloud up` with the qemu hypervisor driver and the file volume backend (qcow2 files): `server add
+volume` hot-plugs the volume into a running tiny guest (its console shows the disk; its user-data
+script writes to it), `server remove volume` takes it out (the volume is available again), the
+volume attached to a second guest holds what the first wrote, and `server create
+--boot-from-volume` boots a guest from a volume made from the image. The guests have no NIC
+(``--nic none``: no network data plane needed); they say everything on their consoles."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from mcloud.compute.tinyimage import IMAGE_PROPERTIES
+from tests.harness import LiveCloud, free_port, missing
+from tests.qemu import qemu_missing, tiny
+from tests.real.test_compute_qemu_cli import Cli
+from tests.real.test_qemu_volumes import WATCH_DISKS
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if (why := qemu_missing()) is not None:
+        missing(why)
+    root = tmp_path_factory.mktemp("volume-qemu-cli")
+    (root / "mcloud.toml").write_text('[compute]\ndriver = "qemu"\n\n[volume]\ndriver = "file"\n')
+    cloud = LiveCloud(root, free_port(), env={"MCLOUD_IDENTITY_PASSWORD_HASH_ROUNDS": "4",
+                                              "MCLOUD_COMPUTE_DRIVER": "qemu", "MCLOUD_VOLUME_DRIVER": "file"})
+    cloud.start(timeout=120)
+    try:
+        c = Cli(cloud)
+        props = [a for k, v in IMAGE_PROPERTIES.items() for a in ("--property", f"{k}={v}")]
+        c("image", "create", "--file", str(tiny().path), "--disk-format", "qcow2", "--container-format", "bare",
+          "--public", *props, "tiny")
+        c("flavor", "create", "--ram", "96", "--disk", "1", "--vcpus", "1", "t.small")
+        yield c
+    finally:
+        assert cloud.stop() == 0
+
+
+def wait_volume(cli: Cli, name: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        vol = cli("volume", "show", name)
+        if vol["status"] == status:
+            return vol
+        assert not vol["status"].startswith("error"), vol
+        assert time.monotonic() < deadline, f"volume {name} is {vol['status']}, not {status}"
+        time.sleep(0.5)
+
+
+def test_server_add_and_remove_volume_and_boot_from_volume(cli: Cli, tmp_path) -> None:
+    script = tmp_path / "watch.sh"
+    script.write_text(WATCH_DISKS)
+    vol = cli("volume", "create", "--size", "1", "data")
+    wait_volume(cli, "data", "available")
+    for name in ("vm1", "vm2"):
+        cli("server", "create", "--image", "tiny", "--flavor", "t.small", "--nic", "none",
+            "--user-data", str(script), "--wait", name)
+    serial = vol["id"][:20]
+    for name in ("vm1", "vm2"):
+        cli.wait_console(name, lambda c: c.script_output is not None)
+
+    cli.run("server", "add", "volume", "vm1", "data")
+    attached = wait_volume(cli, "data", "in-use")
+    vm1 = cli.server("vm1")
+    assert attached["attachments"][0]["server_id"] == vm1["id"]
+    seen = cli.wait_console("vm1", lambda c: f"wrote {serial}" in (c.script_output or ""), timeout=90)
+    assert any(e[0] == "added" and e[2] == 1 << 30 and e[3] == serial for e in seen.disk_events)
+    assert vol["id"] in str(cli.server("vm1")["volumes_attached"])
+
+    cli.run("server", "remove", "volume", "vm1", "data")
+    wait_volume(cli, "data", "available")
+    assert any(e[0] == "removed" for e in cli.wait_console("vm1", lambda c: any(
+        e[0] == "removed" for e in c.disk_events)).disk_events)
+
+    cli.run("server", "add", "volume", "vm2", "data")
+    wait_volume(cli, "data", "in-use")
+    hostname = cli.server("vm1")["name"]
+    seen = cli.wait_console("vm2", lambda c: f"read {serial}" in (c.script_output or ""), timeout=90)
+    assert f"read {serial}: mcloud-data: written by {hostname}" in seen.script_output
+    cli.run("server", "remove", "volume", "vm2", "data")
+    wait_volume(cli, "data", "available")
+    for name in ("vm1", "vm2"):
+        cli.run("server", "delete", "--wait", name)
+
+    # boot from a volume made from the image (BDM v2 image -> volume, boot index 0)
+    vm3 = cli("server", "create", "--image", "tiny", "--boot-from-volume", "1", "--flavor", "t.small",
+              "--nic", "none", "--wait", "vm3")
+    assert vm3["status"] == "ACTIVE" and vm3["image"] == "N/A (booted from volume)"
+    seen = cli.wait_console("vm3", lambda c: c.booted and c.boot_count is not None)
+    assert seen.uuid == vm3["id"] and seen.boot_count == 1
+    [root] = cli("server", "volume", "list", "vm3") or [{}]
+    assert root.get("Device") == "/dev/vda"
+    root_volume = cli("volume", "show", root["Volume ID"])
+    assert root_volume["status"] == "in-use" and root_volume["bootable"] in (True, "true")
+    cli.run("server", "delete", "--wait", "vm3")
+    wait_volume(cli, root["Volume ID"], "available")  # --boot-from-volume keeps it (delete_on_termination false)
+    cli.run("volume", "delete", root["Volume ID"], "data")
