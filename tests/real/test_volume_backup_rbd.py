@@ -111,3 +111,53 @@ async def test_rbd_backups_full_incremental_restore_delete(ceph: CephCluster, ce
         with libs[1].Image(volumes, vol) as image:
             image.remove_snap("s1")
         rbd.remove(volumes, vol)
+
+
+async def test_rbd_volume_backed_up_to_the_backups_pool_and_restored(ceph: CephCluster, ceph_libs: tuple[Any, Any],
+                                                                     pools: tuple[str, str], volumes: Any) -> None:
+    """The whole path the backup task takes: the rbd volume backend's ``read`` of a forced
+    (in-use) snapshot into the rbd backup driver, an incremental of the volume itself, and the
+    volume backend's ``write`` of each restore into a new volume, which reads back bit for bit
+    (zeros past the backup's data)."""
+    from mcloud.volume.drivers.rbd import Backend
+
+    backend = Backend("ceph", {"pool": pools[0], "ceph_conf": str(ceph.conf)}, ceph.root)
+    await backend.start()
+    driver = load_backup_driver({"driver": "rbd", "pool": pools[1], "ceph_conf": str(ceph.conf)}, ceph.root)
+    await driver.start()
+    vid, snap, new1, new2 = (str(uuid.uuid4()) for _ in range(4))
+
+    async def stream(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def whole(volume_id: str) -> bytes:
+        return b"".join([c async for c in backend.read(volume_id)])
+
+    try:
+        await backend.create(vid, 1)
+        first = os.urandom(6 << 20)
+        await backend.write(vid, stream(first))
+        await backend.create_snapshot(snap, vid)
+        full = await driver.backup("rfull", "c", backend.read(vid, snap, chunk_size=driver.chunk_size), 1 << 30)
+        await backend.delete_snapshot(snap, vid)
+        assert full["object_count"] == 2  # 6 MiB of data in 4 MiB chunks; the rest of the GiB is thin
+        second = bytearray(first)
+        second[5 << 20] ^= 0xFF
+        await backend.write(vid, stream(bytes(second)))
+        incr = await driver.backup("rincr", "c", backend.read(vid, chunk_size=driver.chunk_size), 1 << 30,
+                                   parent=full)
+        assert incr["object_count"] == 1
+        for new, meta, expected in ((new1, full, first), (new2, incr, bytes(second))):
+            await backend.create(new, 1)
+            await backend.write(new, stream(os.urandom(8 << 20)))  # old data that the restore must cover
+            await backend.write(new, driver.restore(meta))
+            data = await whole(new)
+            assert data[:len(expected)] == expected and not any(data[len(expected):])
+        await driver.delete("rincr", "c")
+        await driver.delete("rfull", "c")
+        assert await driver.object_names() == set()
+    finally:
+        for v in (new1, new2, vid):
+            await backend.delete(v)
+        await driver.close()
+        await backend.close()

@@ -19,11 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mcloud.core.db import Base
+from mcloud.volume.models import now
 
-
-def now() -> datetime:
-    """Cinder shows timestamps without fractions."""
-    return datetime.utcnow().replace(microsecond=0)
+__all__ = ["Backup", "Transfer", "now"]
 
 
 class Backup(Base):
