@@ -302,8 +302,13 @@ async def test_backup_quota(w: VolumeWorld) -> None:
 async def test_volume_from_backup_3_47(w: VolumeWorld) -> None:
     vol = await w.volume()
     await put_data(w, vol["id"], b"for a new volume")
+    await w["member"].action(vol["id"], "os-set_bootable", {"bootable": True}, expect=200)
     b = await backup(w, volume_id=vol["id"])
     r = await w["member"].at("3.47").post("/volumes", {"volume": {"backup_id": b["id"], "size": 1}}, expect=202)
     made = await wait_volume(w["member"], r.json()["volume"]["id"], "available", timeout=30)
     assert await get_data(w, made["id"]) == b"for a new volume"
+    assert made["bootable"] == "true"  # the volume's facts come back with its data, as Cinder's restore
+    r = await w["member"].post(f"/backups/{b['id']}/restore", {"restore": {}}, expect=202)
+    restored = await wait_volume(w["member"], r.json()["restore"]["volume_id"], "available")
+    assert restored["bootable"] == "true" and restored["name"] == f"restore_backup_{b['id']}"
     assert (await w["member"].get(f"/backups/{b['id']}")).json()["backup"]["status"] == "available"
