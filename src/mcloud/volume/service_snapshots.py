@@ -93,7 +93,7 @@ class Snapshots:
             session.add(row)
             await session.flush()
             await self.volume.manager.create_snapshot(session, row)
-            return views.snapshot_view(row, caller)
+            return views.snapshot_view(row, caller, extended=False)
 
     async def list(self, caller: Caller, params: dict[str, list[str]], *,
                    detail: bool) -> tuple[list[dict[str, Any]], list[Snapshot], int | None]:
@@ -127,7 +127,7 @@ class Snapshots:
             if caller.at(3, 45) and as_bool(_last(params, "with_count") or "false", "with_count"):
                 count = (await session.execute(sa.select(sa.func.count()).select_from(query.subquery()))).scalar()
             rows = await page(session, query, Snapshot.id, sort, limit, _last(params, "marker"))
-        return [views.snapshot_view(r, caller, detail=detail) for r in rows], rows, count
+        return [views.snapshot_view(r, caller, extended=detail) for r in rows], rows, count
 
     async def update(self, caller: Caller, snapshot_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         async with self.db.write() as session:
@@ -138,7 +138,7 @@ class Snapshots:
                 if key in fields:
                     setattr(row, attr, fields[key])
             row.updated_at = now()
-            return views.snapshot_view(row, caller)
+            return views.snapshot_view(row, caller, extended=False)
 
     async def delete(self, caller: Caller, snapshot_id: str, *, force: bool = False) -> None:
         async with self.db.write() as session:

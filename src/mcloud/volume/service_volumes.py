@@ -86,7 +86,7 @@ class Volumes(VolumeActions):
         return row
 
     async def render(self, session: AsyncSession, caller: Caller, rows: Sequence[Volume],
-                     links: views.Links = views.no_links) -> list[dict[str, Any]]:
+                     links: views.Links = views.no_links, *, extended: bool = True) -> list[dict[str, Any]]:
         """The detailed views of ``rows``, their types and attachments read in two queries."""
         from mcloud.volume.models_types import VolumeType  # noqa: PLC0415 (TYPES' table, read only)
 
@@ -103,11 +103,11 @@ class Volumes(VolumeActions):
                     .order_by(VolumeAttachment.created_at))).scalars():
                 attached[att.volume_id].append(att)
         return [views.volume_detail(r, caller, type_name=names.get(r.volume_type_id or ""),
-                                    attachments=attached[r.id], links=links) for r in rows]
+                                    attachments=attached[r.id], links=links, extended=extended) for r in rows]
 
     async def view(self, session: AsyncSession, caller: Caller, row: Volume,
-                   links: views.Links = views.no_links) -> dict[str, Any]:
-        return (await self.render(session, caller, [row], links))[0]
+                   links: views.Links = views.no_links, *, extended: bool = True) -> dict[str, Any]:
+        return (await self.render(session, caller, [row], links, extended=extended))[0]
 
     # ------------------------------------------------------------------ seam 3 and the API
 
@@ -196,7 +196,7 @@ class Volumes(VolumeActions):
             session.add(row)
             await session.flush()
             await vol.manager.create_volume(session, row, source)
-            return await self.view(session, caller, row, links)
+            return await self.view(session, caller, row, links, extended=False)
 
     async def _snapshot_volume(self, session: AsyncSession, snapshot: Snapshot) -> Volume:
         row = await session.get(Volume, snapshot.volume_id)
@@ -403,7 +403,7 @@ class Volumes(VolumeActions):
                 row.metadata_ = dict(fields["metadata"] or {})
             row.updated_at = now()
             await session.flush()
-            return await self.view(session, caller, row, links)
+            return await self.view(session, caller, row, links, extended=False)
 
     # ------------------------------------------------------------------ metadata
 

@@ -40,10 +40,22 @@ def volume_attachments(attachments: list[VolumeAttachment], caller: Caller) -> l
             for a in attachments if a.attach_status == st.ATTACHED and not a.deleted]
 
 
+# admin metadata that Cinder shows to everyone inside ``metadata`` (api_utils.add_visible_admin_metadata)
+VISIBLE_ADMIN_METADATA = ("readonly", "attached_mode")
+
+
+def volume_metadata(row: Volume) -> dict[str, str]:
+    """The user's metadata with the visible admin keys over it (``readonly``, ``attached_mode``)."""
+    admin = row.admin_metadata or {}
+    return {**(row.metadata_ or {}), **{k: admin[k] for k in VISIBLE_ADMIN_METADATA if k in admin}}
+
+
 def volume_detail(row: Volume, caller: Caller, *, type_name: str | None,
-                  attachments: list[VolumeAttachment], links: Links = no_links) -> dict[str, Any]:
-    """A volume as Cinder's ``detail`` shows it at the caller's microversion, with the contrib
-    attributes the caller's policy allows."""
+                  attachments: list[VolumeAttachment], links: Links = no_links,
+                  extended: bool = True) -> dict[str, Any]:
+    """A volume as Cinder's ``detail`` shows it at the caller's microversion; ``extended``: with the
+    contrib attributes the caller's policy allows (Cinder's extensions add them to show and list
+    detail only, never to the create or update response)."""
     target = {"project_id": row.project_id}
     out: dict[str, Any] = {
         "id": row.id, "status": row.status, "size": row.size, "availability_zone": row.availability_zone,
@@ -51,7 +63,7 @@ def volume_detail(row: Volume, caller: Caller, *, type_name: str | None,
         "name": row.display_name, "description": row.display_description,
         # before 3.63 a type with a name shows its name (the id when it has none)
         "volume_type": type_name if type_name is not None or caller.at(3, 63) else row.volume_type_id,
-        "snapshot_id": row.snapshot_id, "source_volid": row.source_volid, "metadata": dict(row.metadata_ or {}),
+        "snapshot_id": row.snapshot_id, "source_volid": row.source_volid, "metadata": volume_metadata(row),
         "links": links("volumes", row.id), "user_id": row.user_id, "bootable": str(bool(row.bootable)).lower(),
         "encrypted": row.encryption_key_id is not None, "replication_status": row.replication_status,
         "consistencygroup_id": None, "multiattach": bool(row.multiattach),
@@ -75,6 +87,8 @@ def volume_detail(row: Volume, caller: Caller, *, type_name: str | None,
         out["encryption_key_id"] = row.encryption_key_id
     if caller.at(3, 65):
         out["consumes_quota"] = bool(row.use_quota)
+    if not extended:
+        return out
     # the contrib extensions' attributes
     if caller.can("volume_extension:volume_host_attribute", target):
         out["os-vol-host-attr:host"] = row.host
@@ -88,7 +102,9 @@ def volume_detail(row: Volume, caller: Caller, *, type_name: str | None,
     return out
 
 
-def snapshot_view(row: Snapshot, caller: Caller, *, detail: bool = True) -> dict[str, Any]:
+def snapshot_view(row: Snapshot, caller: Caller, *, extended: bool = True) -> dict[str, Any]:
+    """A snapshot; ``extended``: with the extended snapshot attributes (show and list detail only,
+    as Cinder's extension adds them)."""
     out: dict[str, Any] = {
         "id": row.id, "created_at": timestamp(row.created_at), "updated_at": timestamp(row.updated_at),
         "name": row.display_name, "description": row.display_description, "volume_id": row.volume_id,
@@ -100,7 +116,7 @@ def snapshot_view(row: Snapshot, caller: Caller, *, detail: bool = True) -> dict
         out["user_id"] = row.user_id
     if caller.at(3, 65):
         out["consumes_quota"] = bool(row.use_quota)
-    if detail and caller.can("volume_extension:extended_snapshot_attributes", {"project_id": row.project_id}):
+    if extended and caller.can("volume_extension:extended_snapshot_attributes", {"project_id": row.project_id}):
         out["os-extended-snapshot-attributes:progress"] = row.progress
         out["os-extended-snapshot-attributes:project_id"] = row.project_id
     return out
