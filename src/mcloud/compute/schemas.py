@@ -1,108 +1,18 @@
 """Request bodies and query strings, checked as Nova checks them: JSON schema (Nova's validators
 are JSON schemas too), with Nova's messages ("Invalid input for field/attribute X. Value: V. ...").
 
-``validate(body, schema)`` and ``check_query(params, allowed)`` are for every part's routes.
+``validate(body, schema)`` (core.validation's, shared with the volume service) and
+``check_query(params, allowed)`` are for every part's routes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import uuid as uuidlib
 from typing import Any
 
-import jsonschema
-
 from mcloud.core.errors import BadRequest
+from mcloud.core.validation import decode_base64, is_uuid, validate
 
-_VALIDATORS: dict[int, Any] = {}
-
-
-def _format_checker() -> jsonschema.FormatChecker:
-    checker = jsonschema.FormatChecker()
-
-    @checker.checks("uuid")
-    def _uuid(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        return is_uuid(value)
-
-    @checker.checks("base64")
-    def _b64(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        return decode_base64(value) is not None
-
-    @checker.checks("ipv4")
-    def _ipv4(value: object) -> bool:
-        import ipaddress  # noqa: PLC0415
-
-        try:
-            return not isinstance(value, str) or isinstance(ipaddress.ip_address(value), ipaddress.IPv4Address)
-        except ValueError:
-            return False
-
-    @checker.checks("ipv6")
-    def _ipv6(value: object) -> bool:
-        import ipaddress  # noqa: PLC0415
-
-        try:
-            return not isinstance(value, str) or isinstance(ipaddress.ip_address(value), ipaddress.IPv6Address)
-        except ValueError:
-            return False
-
-    return checker
-
-
-FORMATS = _format_checker()
-
-
-def validate(body: Any, schema: dict[str, Any]) -> Any:
-    """``body`` checked against ``schema``; a mismatch is Nova's 400 text."""
-    validator = _VALIDATORS.get(id(schema))
-    if validator is None:
-        validator = _VALIDATORS[id(schema)] = jsonschema.Draft4Validator(schema, format_checker=FORMATS)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body), key=_relevance)
-    if error is not None:
-        if len(error.path) > 0:
-            detail = (f"Invalid input for field/attribute {error.path.pop()}. "
-                      f"Value: {_show(error.instance)}. {error.message}")
-        else:
-            detail = error.message
-        raise BadRequest(detail)
-    return body
-
-
-def _relevance(error: jsonschema.ValidationError) -> Any:
-    # the deepest error first (Nova reports what is wrong inside, not "is not valid under any")
-    return (-len(error.path), error.validator not in ("anyOf", "oneOf"))
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuidlib.UUID(value)
-    except ValueError:
-        return False
-    return len(value.replace("-", "")) == 32
-
-
-def decode_base64(value: str) -> bytes | None:
-    """Strict base64 as Nova accepts it (padding required, whitespace ignored), else None."""
-    data = re.sub(r"\s", "", value)
-    if len(data) % 4:
-        return None
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
+__all__ = ["decode_base64", "is_uuid", "validate"]
 
 
 def check_query(params: dict[str, list[str]], allowed: set[str], strict: bool) -> None:
