@@ -7,7 +7,10 @@ delete, isolation between projects, quota, and Cinder's 400s for bad input."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -49,9 +52,11 @@ async def put_data(w: VolumeWorld, volume_id: str, data: bytes) -> None:
     await backend_of(w, await host_of(w, volume_id)).write(volume_id, chunks())
 
 
-async def get_data(w: VolumeWorld, volume_id: str) -> bytes:
+async def assert_data(w: VolumeWorld, volume_id: str, expected: bytes) -> None:
+    """The volume holds ``expected``, then only zeros (read through its backend)."""
     backend = backend_of(w, await host_of(w, volume_id))
-    return b"".join([c async for c in backend.read(volume_id)]).rstrip(b"\0")
+    data = b"".join([c async for c in backend.read(volume_id)])
+    assert data[:len(expected)] == expected and not any(data[len(expected):])
 
 
 async def backup(w: VolumeWorld, who: str = "member", wait: str | None = "available", version: str = "3.0",
@@ -66,7 +71,7 @@ async def backup(w: VolumeWorld, who: str = "member", wait: str | None = "availa
 
 
 async def test_full_backup_restore_to_new_volume(w: VolumeWorld) -> None:
-    vol = await w.volume()
+    vol = await w.volume(metadata={"kept": "yes"})
     data = os.urandom(3 * MB + 5)
     await put_data(w, vol["id"], data)
     b = await backup(w, volume_id=vol["id"], description="first")
@@ -86,7 +91,8 @@ async def test_full_backup_restore_to_new_volume(w: VolumeWorld) -> None:
     assert out["backup_id"] == b["id"] and out["volume_name"] == "from-backup"
     restored = await wait_volume(w["member"], out["volume_id"], "available", timeout=30)
     assert restored["size"] == 1 and restored["name"] == "from-backup"
-    assert await get_data(w, out["volume_id"]) == data
+    assert restored["metadata"] == {"kept": "yes"}  # the volume's metadata comes back, as Cinder's
+    await assert_data(w, out["volume_id"], data)
     assert (await wait_volume(w["member"], b["id"], "available", collection="backups"))["status"] == "available"
 
 
@@ -100,7 +106,7 @@ async def test_restore_to_existing_volume_and_its_checks(w: VolumeWorld) -> None
                                expect=202)
     assert r.json()["restore"] == {"backup_id": b["id"], "volume_id": target["id"], "volume_name": target["name"]}
     await wait_volume(w["member"], target["id"], "available")
-    assert await get_data(w, target["id"]) == b"old data" * 1000
+    await assert_data(w, target["id"], b"old data" * 1000)
 
     # too small, not available, not found
     bigger = await w.volume(size=2)
@@ -146,7 +152,7 @@ async def test_incremental_backups_and_delete_order(w: VolumeWorld) -> None:
     target = await w.volume()
     await w["member"].post(f"/backups/{incr['id']}/restore", {"restore": {"volume_id": target["id"]}}, expect=202)
     await wait_volume(w["member"], target["id"], "available")
-    assert await get_data(w, target["id"]) == bytes(second)
+    await assert_data(w, target["id"], bytes(second))
 
     await w["member"].delete(f"/backups/{incr['id']}", expect=202)
     await wait_volume(w["member"], incr["id"], "deleted", collection="backups")
@@ -166,7 +172,7 @@ async def test_backup_of_snapshot_and_of_in_use_volume(w: VolumeWorld) -> None:
     target = await w.volume()
     await w["member"].post(f"/backups/{b['id']}/restore", {"restore": {"volume_id": target["id"]}}, expect=202)
     await wait_volume(w["member"], target["id"], "available")
-    assert await get_data(w, target["id"]) == b"snapshot me"
+    await assert_data(w, target["id"], b"snapshot me")
     assert (await w["member"].get(f"/snapshots/{snap['id']}", expect=200)).json()["snapshot"]["status"] == "available"
 
     other = await w.volume()
@@ -306,9 +312,42 @@ async def test_volume_from_backup_3_47(w: VolumeWorld) -> None:
     b = await backup(w, volume_id=vol["id"])
     r = await w["member"].at("3.47").post("/volumes", {"volume": {"backup_id": b["id"], "size": 1}}, expect=202)
     made = await wait_volume(w["member"], r.json()["volume"]["id"], "available", timeout=30)
-    assert await get_data(w, made["id"]) == b"for a new volume"
+    await assert_data(w, made["id"], b"for a new volume")
     assert made["bootable"] == "true"  # the volume's facts come back with its data, as Cinder's restore
     r = await w["member"].post(f"/backups/{b['id']}/restore", {"restore": {}}, expect=202)
     restored = await wait_volume(w["member"], r.json()["restore"]["volume_id"], "available")
     assert restored["bootable"] == "true" and restored["name"] == f"restore_backup_{b['id']}"
     assert (await w["member"].get(f"/backups/{b['id']}")).json()["backup"]["status"] == "available"
+
+
+async def test_export_and_import_record(w: VolumeWorld) -> None:
+    vol = await w.volume()
+    await put_data(w, vol["id"], b"exported")
+    b = await backup(w, volume_id=vol["id"])
+    assert_fault(await w["member"].get(f"/backups/{b['id']}/export_record"), 403)
+    record = (await w.admin.get(f"/backups/{b['id']}/export_record", expect=200)).json()["backup-record"]
+    assert record["backup_service"] == "cinder.backup.drivers.posix"
+    decoded = json.loads(base64.b64decode(record["backup_url"]))
+    assert decoded["id"] == b["id"] and decoded["size"] == 1
+    body = {"backup-record": record}
+    assert_fault(await w.admin.post("/backups/import_record", body), 400, contains="already exists")
+    new_id = str(uuid.uuid4())
+    url = base64.b64encode(json.dumps({**decoded, "id": new_id}).encode()).decode()
+    r = await w.admin.post("/backups/import_record", {"backup-record": {**record, "backup_url": url}}, expect=201)
+    assert r.json()["backup"]["id"] == new_id
+    imported = (await w.admin.get(f"/backups/{new_id}", expect=200)).json()["backup"]
+    assert imported["status"] == "available" and imported["volume_id"] == "00000000-0000-0000-0000-000000000000"
+    # the imported record restores the same data; deleting it leaves the original's chunks alone
+    target = await w.volume(who="admin")
+    await w.admin.post(f"/backups/{new_id}/restore", {"restore": {"volume_id": target["id"]}}, expect=202)
+    await wait_volume(w.admin, target["id"], "available")
+    await assert_data(w, target["id"], b"exported")
+    await w.admin.delete(f"/backups/{new_id}", expect=202)
+    await wait_volume(w.admin, new_id, "deleted", collection="backups")
+    again = await w.volume()
+    await w["member"].post(f"/backups/{b['id']}/restore", {"restore": {"volume_id": again["id"]}}, expect=202)
+    await wait_volume(w["member"], again["id"], "available")
+    await assert_data(w, again["id"], b"exported")
+    for bad in ({**record, "backup_service": "cinder.backup.drivers.swift"}, {**record, "backup_url": "!!"},
+                {**record, "backup_url": base64.b64encode(b'{"size": 1}').decode()}):
+        assert_fault(await w.admin.post("/backups/import_record", {"backup-record": bad}), 400)

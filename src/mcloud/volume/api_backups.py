@@ -1,6 +1,6 @@
 """Cinder's backup routes: ``/backups`` (list, detail, create), ``/backups/{id}`` (show, update
-3.9, delete), ``/backups/{id}/restore`` and ``/backups/{id}/action`` (os-reset_status,
-os-force_delete). Thin: parse and check at the request's microversion, call
+3.9, delete), ``/backups/{id}/restore``, ``/backups/{id}/action`` (os-reset_status,
+os-force_delete) and the admin's ``/backups/{id}/export_record`` and ``/backups/import_record``. Thin: parse and check at the request's microversion, call
 ``volume.backups``, render Cinder's views (cinder/api/views/backups.py, v3/views/backups.py)."""
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ RESTORE = {
 }
 RESET_STATUS = action("os-reset_status", {"status": {"type": "string", "enum": ["available", "error"]}},
                       ("status",))
+
+IMPORT = {
+    "type": "object",
+    "properties": {"backup-record": {"type": "object", "properties": {
+        "backup_service": {"type": "string", "minLength": 0, "maxLength": 255},
+        "backup_url": {"type": "string", "minLength": 0}},
+        "required": ["backup_service", "backup_url"], "additionalProperties": False}},
+    "required": ["backup-record"], "additionalProperties": False,
+}
 
 #: the filters anyone may give (Cinder's _get_backup_filter_options) and what else a list takes
 FILTERS = ("name", "status", "volume_id")
@@ -173,6 +182,19 @@ async def restore_backup(request: Request) -> Response:
     return respond({"restore": out}, status=202)
 
 
+async def export_record(request: Request) -> Response:
+    caller = await caller_of(request)
+    record = await volume_of(request).backups.export_record(caller, request.path_params["backup_id"])
+    return respond({"backup-record": record})
+
+
+async def import_record(request: Request) -> Response:
+    caller = await caller_of(request)
+    body = (await body_of(request, IMPORT))["backup-record"]
+    row = await volume_of(request).backups.import_record(caller, body["backup_service"], body["backup_url"])
+    return respond({"backup": summary(request, row)}, status=201)
+
+
 async def backup_action(request: Request) -> Response:
     caller = await caller_of(request)
     body = await body_of(request)
@@ -192,8 +214,10 @@ def add_routes(app: FastAPI) -> None:
     app.add_api_route(V3 + "/backups", list_backups, methods=["GET"])
     app.add_api_route(V3 + "/backups", create_backup, methods=["POST"])
     app.add_api_route(V3 + "/backups/detail", list_backups_detail, methods=["GET"])
+    app.add_api_route(V3 + "/backups/import_record", import_record, methods=["POST"])
     app.add_api_route(V3 + "/backups/{backup_id}", show_backup, methods=["GET"])
     app.add_api_route(V3 + "/backups/{backup_id}", update_backup, methods=["PUT"])
     app.add_api_route(V3 + "/backups/{backup_id}", delete_backup, methods=["DELETE"])
     app.add_api_route(V3 + "/backups/{backup_id}/restore", restore_backup, methods=["POST"])
     app.add_api_route(V3 + "/backups/{backup_id}/action", backup_action, methods=["POST"])
+    app.add_api_route(V3 + "/backups/{backup_id}/export_record", export_record, methods=["GET"])

@@ -24,7 +24,10 @@ which calls :meth:`Backups.restore_into` once the backend has made the blank vol
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -47,6 +50,10 @@ log = logging.getLogger("mcloud.volume.backups")
 CREATE, RESTORE, DELETE = "volume.backup_create", "volume.backup_restore", "volume.backup_delete"
 RESTORING = "restoring"
 DEFAULT_CONTAINER = "volumebackups"
+#: the volume an imported backup names (Cinder's IMPORT_VOLUME_ID)
+IMPORT_VOLUME_ID = "00000000-0000-0000-0000-000000000000"
+#: Cinder's module names of the drivers like ours, for backup records
+SERVICE_NAMES = {"file": "posix", "rbd": "ceph", "fake": "fake"}
 GIB = 1 << 30
 #: the temporary snapshot of an in-use volume's backup: named from the backup, found again on resume
 TEMP_SNAPSHOT_NS = uuid.UUID("5a0c1d1e-6b1f-4bb0-8f0e-62a1c4a3b0d1")
@@ -303,6 +310,70 @@ class Backups:
             row.status = status
             row.updated_at = now()
 
+    # ------------------------------------------------------------------ export and import records
+
+    def backup_service(self) -> str:
+        """The name Cinder gives the driver in a backup record (``cinder.backup.drivers.<name>``)."""
+        return "cinder.backup.drivers." + SERVICE_NAMES.get(self.driver_name, self.driver_name)
+
+    async def export_record(self, caller: Any, backup_id: str) -> dict[str, str]:
+        """Cinder's ``backup-record``: what ``import_record`` needs to make the backup known again
+        (after a database loss, or in another cloud sharing the store)."""
+        async with self.volume.db.read() as session:
+            row = await self._get(session, caller, backup_id)
+        caller.authorize("backup:export-import", {"project_id": row.project_id, "user_id": row.user_id})
+        if row.status != st.AVAILABLE:
+            raise BadRequest(f"Invalid backup: Backup status must be available and not {row.status}.")
+        record = {"id": row.id, "size": row.size, "volume_id": row.volume_id, "snapshot_id": row.snapshot_id,
+                  "display_name": row.display_name, "display_description": row.display_description,
+                  "container": row.container, "availability_zone": row.availability_zone,
+                  "object_count": row.object_count, "parent_id": row.parent_id, "driver": row.driver,
+                  "data_timestamp": row.data_timestamp.isoformat() if row.data_timestamp else None,
+                  "service_metadata": row.service_metadata, "volume_facts": row.volume_facts,
+                  "metadata": dict(row.metadata_ or {})}
+        url = base64.b64encode(json.dumps(record).encode()).decode()
+        return {"backup_service": self.backup_service(), "backup_url": url}
+
+    async def import_record(self, caller: Any, backup_service: str, backup_url: str) -> Backup:
+        caller.authorize("backup:backup-import")
+        if backup_service != self.backup_service():
+            raise BadRequest(f"Invalid backup: Backup service {backup_service} is not the one this cloud "
+                             f"runs ({self.backup_service()}).")
+        try:
+            record = json.loads(base64.b64decode(backup_url, validate=True))
+        except (binascii.Error, ValueError):
+            raise BadRequest("Invalid input received: Can't parse backup record.") from None
+        if not isinstance(record, dict) or "id" not in record:
+            raise BadRequest("Invalid input received: Provided backup record is missing an id")
+        if "size" not in record:
+            raise BadRequest("Invalid input received: Provided backup record is missing size attribute")
+        meta = record.get("service_metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("chunks"), list):
+            raise BadRequest("Invalid backup: The backup record does not say where the backup's data is.")
+        try:
+            backup_id = str(uuid.UUID(str(record["id"])))
+            size = int(record["size"])
+            stamp = datetime.fromisoformat(record["data_timestamp"]) if record.get("data_timestamp") else None
+        except (TypeError, ValueError):
+            raise BadRequest("Invalid input received: Can't parse backup record.") from None
+        async with self.volume.db.write() as session:
+            if await session.get(Backup, backup_id) is not None:
+                raise BadRequest("Invalid backup: Backup already exists in database.")
+            await self._reserve(session, caller.project_id, {"backups": 1, "backup_gigabytes": size})
+            created = now()
+            row = Backup(id=backup_id, project_id=caller.project_id, user_id=caller.user_id,
+                         volume_id=IMPORT_VOLUME_ID, snapshot_id=record.get("snapshot_id"), status=st.AVAILABLE,
+                         display_name=record.get("display_name"),
+                         display_description=record.get("display_description"),
+                         container=record.get("container") or DEFAULT_CONTAINER,
+                         availability_zone=record.get("availability_zone"), size=size,
+                         object_count=int(record.get("object_count") or 0), parent_id=record.get("parent_id"),
+                         data_timestamp=stamp or created, driver=self.driver_name, service_metadata=meta,
+                         volume_facts=record.get("volume_facts") or {}, metadata_=dict(record.get("metadata") or {}),
+                         created_at=created, updated_at=created)
+            session.add(row)
+        return row
+
     # ------------------------------------------------------------------ restore
 
     async def restore(self, caller: Any, backup_id: str, volume_id: str | None = None,
@@ -466,13 +537,14 @@ class Backups:
 
     async def _facts(self, session: AsyncSession, volume_id: str) -> dict[str, Any]:
         """What a restore gives the volume back besides its data (Cinder keeps the volume's
-        metadata in the backup): bootable and the image metadata."""
+        metadata in the backup): bootable, the image metadata and the volume's metadata."""
         volume_model, _ = _models()
         vol = (await session.execute(sa.select(volume_model).where(volume_model.id == volume_id))).scalar()
         if vol is None:
             return {}
         return {"bootable": bool(getattr(vol, "bootable", False)),
-                "volume_image_metadata": dict(getattr(vol, "volume_image_metadata", None) or {})}
+                "volume_image_metadata": dict(getattr(vol, "volume_image_metadata", None) or {}),
+                "metadata": dict(getattr(vol, "metadata_", None) or {})}
 
     async def _restore_data(self, row: Backup, backend: Any, volume_id: str, ctx: TaskContext | None) -> None:
         if not row.service_metadata:
@@ -522,6 +594,9 @@ class Backups:
             vol.bootable = bool(facts["bootable"])
         if facts.get("volume_image_metadata") and hasattr(vol, "volume_image_metadata"):
             vol.volume_image_metadata = dict(facts["volume_image_metadata"])
+        if facts.get("metadata") and hasattr(vol, "metadata_"):
+            # Cinder restores the source volume's metadata over the target's
+            vol.metadata_ = {**(vol.metadata_ or {}), **facts["metadata"]}
 
     async def restore_into(self, backup_id: str, volume_id: str, backend: Any) -> None:
         """For the manager's create of a volume from a backup (3.47): write the backup's data
