@@ -188,6 +188,26 @@ class Cloud:
         index = Starlette(routes=[Route("/", root)], exception_handlers={404: not_found})
         return ServiceDispatcher(index, {s.path: s.build(self.runtime.for_service(s.type)) for s in services})
 
+    async def resume(self) -> None:
+        """Start now every service whose durable tasks a former process left unfinished (it was
+        killed mid-task): their workers take the tasks again at once, not at the service's first
+        request (a volume attach cut short resumes while a user only polls the volume)."""
+        import inspect
+
+        import sqlalchemy as sa
+
+        from mcloud.core.tasks import PENDING, RUNNING, Task
+
+        async with self.db.read() as session:
+            kinds = set((await session.execute(
+                sa.select(Task.kind).where(Task.status.in_((PENDING, RUNNING))).distinct())).scalars())
+        for name in sorted({kind.split(".", 1)[0] for kind in kinds}):
+            start = getattr(getattr(self, name, None), "start", None)
+            if start is not None:
+                started = start()
+                if inspect.isawaitable(started):
+                    await started
+
     async def close(self) -> None:
         await self.compute.close()
         await self.volume.close()

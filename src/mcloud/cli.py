@@ -237,6 +237,7 @@ async def _worker(config: Config, sock: socket.socket | None, ready: Callable[[]
                 await serving  # surfaces a bind error
                 raise SystemExit(1)
             await asyncio.sleep(0.01)
+        await cloud.resume()  # the tasks a killed process left, at once
         if ready is not None:
             await ready()
         await serving

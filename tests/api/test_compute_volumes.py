@@ -7,11 +7,13 @@ server delete), isolation between projects and Nova's refusals."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
 
+from mcloud.compute.service_servers_volumes import volume_caller
 from tests.api.compute_helpers import ComputeWorld, assert_fault, boot_server, compute_world, uniq, wait_for
 from tests.api.volume_helpers import Cinder, wait_volume
 
@@ -237,3 +239,112 @@ async def test_block_device_mapping_refusals(w: ComputeWorld) -> None:
                                                   "uuid": vid, "boot_index": 0}, max_count=2)), 400,
                  contains="multiple instances")
     await cinder(w).delete(f"/volumes/{vid}", expect=202)
+
+
+async def test_concurrent_attaches_of_one_volume(w: ComputeWorld) -> None:
+    """Two servers ask for one volume at once: one gets it, the other Nova's 400, and the loser
+    keeps no mapping and no task (the BDM written before the reservation is undone)."""
+    from mcloud.core.tasks import PENDING
+
+    first, second = await boot_server(w), await boot_server(w)
+    vid = await volume(w)
+    answers = await asyncio.gather(*(w["member"].post(f"/servers/{s}/os-volume_attachments",
+                                                      {"volumeAttachment": {"volumeId": vid}})
+                                      for s in (first, second)))
+    assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
+    winner, loser = (first, second) if answers[0].status_code == 200 else (second, first)
+    assert_fault(answers[[first, second].index(loser)], 400, contains="Invalid volume")
+    vol = await wait_volume(cinder(w), vid, "in-use")
+    assert [a["server_id"] for a in vol["attachments"]] == [winner]
+    assert await attached(w, loser) == []
+    compute = w.cloud.compute
+    async with compute.db.read() as s:
+        tasks = [t for t in await compute.tasks.for_resource(s, loser) if t.kind == "compute.action"]
+    assert all(t.status != PENDING for t in tasks)
+    for s in (first, second):
+        await w["member"].delete(f"/servers/{s}", expect=204)
+    await wait_volume(cinder(w), vid, "available")
+
+
+async def test_attach_whose_api_died_before_the_reservation_is_finished(w: ComputeWorld) -> None:
+    """The process that wrote the BDM and the conductor's task was killed before it reserved the
+    volume (or right after, before it kept the attachment): the task, taken by another worker,
+    reserves the volume itself (or adopts the attachment the dead API made) and attaches it."""
+    import datetime
+
+    import sqlalchemy as sa
+
+    from mcloud.compute.models_volumes import BlockDeviceMapping as BDM
+
+    sid = await boot_server(w)
+    compute = w.cloud.compute
+    inst = await compute.conductor.load(sid)
+    vids = [await volume(w), await volume(w)]
+    # the second one: the dead API had reserved it already
+    made = await compute.volume.attachments.create(volume_caller(None, inst.project_id, inst.user_id), vids[1], sid)
+    long_ago = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+    async with compute.db.write() as s:
+        for vid, device in zip(vids, ("/dev/vdb", "/dev/vdc"), strict=True):
+            bdm = BDM(uuid=str(uuid.uuid4()), instance_uuid=sid, volume_id=vid, source_type="volume",
+                      destination_type="volume", device_name=device, status="reserving", created_at=long_ago)
+            s.add(bdm)
+            await s.flush()
+            await compute.conductor.submit_action(s, inst, "attach_volume", {
+                "bdm_uuid": bdm.uuid, "volume_id": vid, "api_worker": "a-process-that-died"}, "req-dead")
+    compute.tasks.wake()
+    for vid in vids:
+        vol = await wait_volume(cinder(w), vid, "in-use")
+        assert [a["server_id"] for a in vol["attachments"]] == [sid]
+    vol = (await cinder(w).get(f"/volumes/{vids[1]}", expect=200)).json()["volume"]
+    assert [a["attachment_id"] for a in vol["attachments"]] == [made["id"]]  # adopted, not a second one
+    assert sorted(a["volumeId"] for a in await attached(w, sid)) == sorted(vids)
+    async with compute.db.read() as s:
+        assert set((await s.execute(sa.select(BDM.status).where(BDM.instance_uuid == sid))).scalars()) == {"attached"}
+    out = (await w["member"].action(sid, "os-getConsoleOutput", {}, expect=200)).json()["output"]
+    assert all(f"serial {vid[:20]}" in out for vid in vids)
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    for vid in vids:
+        await wait_volume(cinder(w), vid, "available")
+
+
+async def test_attach_cut_short_by_a_dying_conductor_is_resumed(w: ComputeWorld) -> None:
+    """A worker that dies after the attachment got its connection (volume ``attaching``) leaves
+    the task running; when its lease runs out, the cloud's worker takes it again and completes."""
+    from mcloud.core.tasks import RUNNING, Task, TaskQueue
+
+    sid = await boot_server(w)
+    vid = await volume(w)
+    compute = w.cloud.compute
+    await compute.tasks.stop()
+    try:
+        await w["member"].post(f"/servers/{sid}/os-volume_attachments", {"volumeAttachment": {"volumeId": vid}},
+                               expect=200)
+        doomed = TaskQueue(compute.db, lease_seconds=0.5, worker_id="doomed")
+        compute.conductor.register(doomed)
+        task = await doomed.claim()
+        assert task is not None and task.payload["action"] == "attach_volume"
+        # it got as far as the connection before dying
+        shown = (await w["member"].at("2.89").get(f"/servers/{sid}/os-volume_attachments/{vid}",
+                                                  expect=200)).json()["volumeAttachment"]
+        inst = await compute.conductor.load(sid)
+        await compute.volume.attachments.update(volume_caller(None, inst.project_id, inst.user_id),
+                                                shown["attachment_id"], {"host": inst.host})
+        assert (await cinder(w).get(f"/volumes/{vid}", expect=200)).json()["volume"]["status"] == "attaching"
+        async with compute.db.read() as s:
+            assert (await s.get(Task, task.id)).status == RUNNING
+    finally:
+        compute.tasks.start()
+    vol = await wait_volume(cinder(w), vid, "in-use", timeout=30)
+    assert [a["server_id"] for a in vol["attachments"]] == [sid]
+    for _ in range(100):  # the volume is in use a moment before the task is marked done
+        async with compute.db.read() as s:
+            t = await s.get(Task, task.id)
+        if t.status != RUNNING:
+            break
+        await asyncio.sleep(0.05)
+    assert t.attempts == 2 and t.status == "succeeded"
+    out = (await w["member"].action(sid, "os-getConsoleOutput", {}, expect=200)).json()["output"]
+    assert f"serial {vid[:20]}" in out
+    await w["member"].delete(f"/servers/{sid}/os-volume_attachments/{vid}", expect=202)
+    await wait_volume(cinder(w), vid, "available")
+    await w["member"].delete(f"/servers/{sid}", expect=204)

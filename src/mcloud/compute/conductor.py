@@ -135,15 +135,16 @@ class Conductor:
         _after_commit(session, self.compute.tasks.wake)
 
     async def submit_action(self, session: AsyncSession, instance: Instance, action: str, params: dict[str, Any],
-                            request_id: str, caller: Any = None) -> None:
+                            request_id: str, caller: Any = None) -> Task:
         """A ``compute.action`` task: SERVERS has set the task state and made the action row."""
         who = {"user_id": getattr(caller, "user_id", None), "project_id": getattr(caller, "project_id", None),
                "is_admin": bool(getattr(caller, "is_admin", False))}
-        await self.compute.tasks.submit(session, ACTION, {"instance_uuid": instance.uuid, "action": action,
+        task = await self.compute.tasks.submit(session, ACTION, {"instance_uuid": instance.uuid, "action": action,
                                                           "params": params or {}, "request_id": request_id,
                                                           "caller": who},
                                         resource_id=instance.uuid, owner_project=instance.project_id)
         _after_commit(session, self.compute.tasks.wake)
+        return task
 
     async def call_host(self, instance: Instance, op: str, payload: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         """A synchronous host call the API waits on (console output, console URL)."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from mcloud.compute.conductor import ActionFailed, Conductor, _message
 from mcloud.compute.conductor_actions import action_failed
-from mcloud.compute.conductor_moves import finish, handles, host_errors
+from mcloud.compute.conductor_moves import handles, host_errors
 from mcloud.compute.models import Instance, now
 from mcloud.compute.models_volumes import BlockDeviceMapping as BDM
 from mcloud.compute.service_servers_volumes import volume_caller
@@ -30,6 +30,9 @@ log = logging.getLogger("mcloud.compute.conductor")
 
 #: how long a build waits for a volume it asked for to be made
 VOLUME_CREATE_TIMEOUT = 600.0
+#: how long an attach waits for the API of another process to reserve its volume (then it is
+#: taken to have died and the conductor reserves the volume itself)
+RESERVE_GRACE = 20.0
 
 
 def connector(inst: Instance, bdm: BDM) -> dict[str, Any]:
@@ -81,23 +84,76 @@ async def _connect(c: Conductor, inst: Instance, bdm: BDM, vcaller: Any) -> dict
     return info
 
 
-async def _begin(c: Conductor, inst: Instance, rid: str, event: str, params: dict[str, Any]) -> BDM | None:
-    """The action's event started and its BDM; None (the action done) when the BDM is gone."""
-    await c.event(inst.uuid, rid, event, None, inst.host)
+async def _begin(c: Conductor, ctx: TaskContext, inst: Instance, rid: str, event: str,
+                 params: dict[str, Any]) -> BDM | None:
+    """The action's BDM (None when it is gone: the action is done), its event started once."""
     bdm = await _bdm(c, params.get("bdm_uuid", ""))
-    if bdm is None:
-        await finish(c, inst, rid, event, task_state=inst.task_state)
+    if bdm is not None and not ctx.resumed:
+        await c.event(inst.uuid, rid, event, None, inst.host)
     return bdm
+
+
+async def _done(c: Conductor, inst: Instance, rid: str, event: str) -> None:
+    """The event's success (an attach or detach sets no task state of its own)."""
+    if rid:
+        async with c.compute.db.write() as session:
+            await c.compute.action_event(session, inst.uuid, rid, event, "Success", inst.host)
+
+
+async def _reserved(c: Conductor, inst: Instance, bdm: BDM, params: dict[str, Any], vcaller: Any) -> BDM | None:
+    """The BDM once the API has reserved its volume. While the API is at it (the BDM is
+    ``reserving``), wait; when the process that wrote the BDM is gone (killed between the BDM
+    and the reservation: another worker, after a grace), finish its work: adopt the attachment it
+    made for this server, else make one. None when the attach cannot be made (the BDM went)."""
+    from mcloud.compute.service_servers_volumes import RESERVING
+
+    ours = params.get("api_worker") == c.compute.tasks.worker_id
+    grace = RESERVE_GRACE * (5 if ours else 1)
+    while bdm.status == RESERVING and (now() - bdm.created_at).total_seconds() < grace:
+        await asyncio.sleep(0.1)
+        fresh = await _bdm(c, bdm.uuid)
+        if fresh is None:
+            return None
+        bdm = fresh
+    if bdm.status != RESERVING:
+        return bdm
+    attachments = c.compute.volume.attachments
+    found = await attachments.list(vcaller, {"volume_id": [bdm.volume_id], "instance_id": [inst.uuid],
+                                             "all_tenants": ["true"]}, detail=False)
+    try:
+        attachment_id = found[0]["id"] if found else (await attachments.create(vcaller, bdm.volume_id, inst.uuid))["id"]
+    except APIError as exc:
+        log.warning("volume %s of %s could not be reserved: %s", bdm.volume_id, inst.uuid, exc)
+        async with c.compute.db.write() as session:
+            await session.execute(sa.delete(BDM).where(BDM.uuid == bdm.uuid, BDM.status == RESERVING))
+        return await _bdm(c, bdm.uuid)
+    async with c.compute.db.write() as session:
+        claimed = await session.execute(sa.update(BDM).where(BDM.uuid == bdm.uuid, BDM.status == RESERVING)
+                                        .values(attachment_id=attachment_id, status="attaching", updated_at=now()))
+    fresh = await _bdm(c, bdm.uuid)
+    if not claimed.rowcount and (fresh is None or fresh.attachment_id != attachment_id) and not found:
+        await attachments.delete(vcaller, attachment_id)  # the API got there after all
+    return fresh
 
 
 @handles("attach_volume")
 async def attach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
                         rid: str) -> dict[str, Any]:
+    """Nova's attach: the attachment updated with the host's connector, the host opens the
+    volume, the attachment completed. Resumed after a crash, it does the same again (each step
+    is idempotent); a failure gives the volume back (attachment and BDM deleted)."""
     event = "compute_attach_volume"
-    bdm = await _begin(c, inst, rid, event, params)
+    vcaller = volume_caller(None, inst.project_id, inst.user_id)
+    bdm = await _bdm(c, params.get("bdm_uuid", ""))
+    if bdm is not None:
+        bdm = await _reserved(c, inst, bdm, params, vcaller)
     if bdm is None:
         return {"skipped": "the attachment is gone"}
-    vcaller = volume_caller(None, inst.project_id, inst.user_id)
+    if not ctx.resumed:
+        await c.event(inst.uuid, rid, event, None, inst.host)
+    if bdm.status == "attached":
+        await _done(c, inst, rid, event)
+        return {"volume_id": bdm.volume_id}
     volumes = c.compute.volume
     try:
         if inst.host:
@@ -107,6 +163,12 @@ async def attach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: 
         await volumes.attachments.complete(vcaller, bdm.attachment_id)
     except (*host_errors(), APIError) as exc:
         log.warning("attaching volume %s to %s failed: %s", bdm.volume_id, inst.uuid, exc)
+        if inst.host:  # the host lets go of what it may have opened
+            try:
+                await c.host_op(ctx.id, "attach-undo", inst.host, "detach_volume", inst.uuid,
+                                {"volume_id": bdm.volume_id})
+            except host_errors() as err:
+                log.warning("could not close volume %s on %s: %s", bdm.volume_id, inst.host, err)
         try:
             await volumes.attachments.delete(vcaller, bdm.attachment_id)
         except APIError as err:
@@ -115,7 +177,7 @@ async def attach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: 
         await action_failed(c, inst, rid, event, exc, vm_state=inst.vm_state)
         return {"error": _message(exc)}
     await _save(c, bdm.uuid, status="attached")
-    await finish(c, inst, rid, event, task_state=inst.task_state)
+    await _done(c, inst, rid, event)
     return {"volume_id": bdm.volume_id}
 
 
@@ -123,7 +185,7 @@ async def attach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: 
 async def detach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[str, Any],
                         rid: str) -> dict[str, Any]:
     event = "compute_detach_volume"
-    bdm = await _begin(c, inst, rid, event, params)
+    bdm = await _begin(c, ctx, inst, rid, event, params)
     if bdm is None:
         return {"skipped": "the volume is not attached"}
     try:
@@ -134,7 +196,7 @@ async def detach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: 
         await action_failed(c, inst, rid, event, exc, vm_state=inst.vm_state)
         return {"error": _message(exc)}
     await _release(c, inst, bdm, delete_volume=False)
-    await finish(c, inst, rid, event, task_state=inst.task_state)
+    await _done(c, inst, rid, event)
     return {"volume_id": bdm.volume_id}
 
 

@@ -103,6 +103,8 @@ class ComputeService:
         if self._started:
             return
         self._started = True
+        if self.volume is not None:  # the conductor's volume work calls its backends in-process
+            await self.volume.start()
         self.conductor.register(self.tasks)
         self.tasks.start()
         await self.hosts.start()

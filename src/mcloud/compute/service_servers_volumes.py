@@ -26,6 +26,8 @@ VOLUME_STATES = (st.ACTIVE, st.PAUSED, st.STOPPED, st.RESIZED, st.SOFT_DELETED, 
                  st.SHELVED_OFFLOADED)
 #: the root disk's device name (Nova's default for virtio)
 ROOT_DEVICE = "/dev/vda"
+#: a BDM whose volume the API is reserving (conductor_volumes waits for it, or takes over)
+RESERVING = "reserving"
 
 
 def volume_caller(caller: Caller | None, project_id: str | None = None, user_id: str | None = None) -> Any:
@@ -130,10 +132,9 @@ class ServerVolumes:
 
     async def attach(self, caller: Caller, server_id: str, volume_id: str, device: str | None = None,
                      tag: str | None = None, delete_on_termination: bool = False) -> tuple[m.Instance, BDM]:
-        """Nova's attach_volume: checks, the volume reserved (an attachment), the BDM row and the
-        conductor's action, which opens it on the host; answers at once (the attach is async)."""
-        from mcloud.compute.service_servers_actions import start_action
-
+        """Nova's attach_volume: checks, the BDM row with the conductor's action, the volume
+        reserved (an attachment), the instance action; the conductor opens it on the host. Answers
+        at once (the attach is async)."""
         compute = self.compute
         async with self.servers.db.read() as session:
             inst = await self.servers.get(session, caller, server_id)
@@ -154,30 +155,57 @@ class ServerVolumes:
         device = next_device([b.device_name for b in bdms]) if not device else device
         if not device.startswith("/dev/"):
             raise BadRequest(f"The supplied device path ({device}) is invalid.")
+        # Nova's order: the BDM first (with the conductor's task, so that a process killed at any
+        # point leaves a task that finishes or undoes the attach), then the volume reserved, then
+        # the BDM given the attachment; the task waits while the BDM is "reserving".
+        async with self.servers.db.write() as session:
+            row = await self.servers.get(session, caller, server_id, for_update=True)
+            check_volume_state(row, "attach_volume")
+            taken = (await bdms_of(session, [row.uuid]))[row.uuid]
+            if any(b.volume_id == volume_id for b in taken):
+                raise BadRequest(f"Invalid volume: volume {volume_id} already attached")
+            if device in {b.device_name for b in taken}:
+                raise Conflict(f"The supplied device path ({device}) is in use.")
+            bdm = BDM(uuid=str(uuidlib.uuid4()), instance_uuid=row.uuid, volume_id=volume_id,
+                      source_type="volume", destination_type="volume", device_name=device, tag=tag,
+                      delete_on_termination=bool(delete_on_termination), volume_size=volume.get("size"),
+                      status=RESERVING)
+            session.add(bdm)
+            await session.flush()
+            task = await compute.conductor.submit_action(
+                session, row, "attach_volume", {"bdm_uuid": bdm.uuid, "volume_id": volume_id,
+                                                "api_worker": compute.tasks.worker_id}, caller.request_id, caller)
+            session.expunge(bdm)
         try:
             attachment = await compute.volume.attachments.create(vcaller, volume_id, inst.uuid)
-        except APIError as exc:
-            if exc.status == 400:
+        except BaseException as exc:
+            await self._unreserve(bdm.uuid, task.id if task is not None else None)
+            if isinstance(exc, APIError) and exc.status == 400:
                 raise BadRequest(f"Invalid volume: {exc.message}") from None
             raise
-        try:
-            async with self.servers.db.write() as session:
-                row = await self.servers.get(session, caller, server_id, for_update=True)
-                check_volume_state(row, "attach_volume")
-                bdm = BDM(uuid=str(uuidlib.uuid4()), instance_uuid=row.uuid, volume_id=volume_id,
-                          attachment_id=attachment["id"], source_type="volume", destination_type="volume",
-                          device_name=device, tag=tag, delete_on_termination=bool(delete_on_termination),
-                          volume_size=volume.get("size"), status="attaching")
-                session.add(bdm)
-                await session.flush()
-                await start_action(self.servers, session, caller, row, "attach_volume",
-                                   {"bdm_uuid": bdm.uuid, "volume_id": volume_id}, check_lock=False)
-                session.expunge(bdm)
-        except BaseException:
+        async with self.servers.db.write() as session:
+            await self.servers.record_action(session, caller, inst, "attach_volume")
+            claimed = await session.execute(sa.update(BDM).where(BDM.uuid == bdm.uuid, BDM.status == RESERVING)
+                                            .values(attachment_id=attachment["id"], status="attaching",
+                                                    updated_at=m.now()))
+            kept = None if claimed.rowcount else await session.scalar(
+                sa.select(BDM.attachment_id).where(BDM.uuid == bdm.uuid))
+        if not claimed.rowcount and kept != attachment["id"]:
+            # the conductor found this process too slow and finished (or undid) the attach itself
             await compute.volume.attachments.delete(vcaller, attachment["id"])
-            raise
+        bdm.attachment_id, bdm.status = attachment["id"], "attaching"
         compute.tasks.wake()
         return inst, bdm
+
+    async def _unreserve(self, bdm_uuid: str, task_id: str | None) -> None:
+        """The attach refused after its BDM was written: the BDM and the task not yet run go."""
+        from mcloud.core.tasks import PENDING, SUCCEEDED, Task
+
+        async with self.servers.db.write() as session:
+            await session.execute(sa.delete(BDM).where(BDM.uuid == bdm_uuid, BDM.status == RESERVING))
+            if task_id is not None:
+                await session.execute(sa.update(Task).where(Task.id == task_id, Task.status == PENDING).values(
+                    status=SUCCEEDED, result={"cancelled": "the volume could not be reserved"}, updated_at=m.now()))
 
     async def update(self, caller: Caller, server_id: str, volume_id: str, new_volume_id: str,
                      delete_on_termination: bool | None) -> None:
@@ -226,7 +254,7 @@ class ServerVolumes:
                 raise Forbidden("Can't detach root device volume")
             self.servers.check_lock(caller, row)
             check_volume_state(row, "detach_volume")
-            if bdm.status in ("attaching", "detaching"):
+            if bdm.status in (RESERVING, "attaching", "detaching"):
                 raise BadRequest(f"Invalid volume: Invalid input received: Invalid volume: Volume {volume_id} "
                                  f"status must be in-use to detach, but the current status is "
                                  f"{'attaching' if bdm.status == 'attaching' else 'detaching'}.")
