@@ -74,4 +74,5 @@ class VolumeService:
 
     async def close(self) -> None:
         await self.tasks.stop()
+        await self.backups.close()
         await self.backends.close()
