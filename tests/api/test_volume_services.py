@@ -42,6 +42,10 @@ async def test_services_hosts_pools_zones(w: VolumeWorld) -> None:
     await w.admin.put("/os-services/freeze", {"host": backend_host}, expect=200)
     assert (await w.admin.get(f"/os-services?host={backend_host}")).json()["services"][0]["frozen"] is True
     await w.admin.put("/os-services/thaw", {"host": backend_host}, expect=200)
+    # freeze and thaw of an unknown host: Cinder's 400 (ServiceNotFound made InvalidInput), not a 404
+    for action in ("freeze", "thaw"):
+        assert_fault(await w.admin.put(f"/os-services/{action}", {"host": "invalid_host"}), 400, "badRequest",
+                     "No service found with host=invalid_host")
     assert_fault(await w.admin.put("/os-services/enable", {"host": "nowhere", "binary": "cinder-volume"}), 404,
                  contains="Host nowhere could not be found.")
     assert_fault(await w.admin.put("/os-services/enable", {"host": backend_host, "binary": "cinder-nothing"}), 404)

@@ -40,6 +40,11 @@ async def test_snapshot_lifecycle_and_volume_from_it(w: VolumeWorld) -> None:
     # list with params (Tempest's test_snapshots_list_with_params)
     listed = (await m.get(f"/snapshots?name={snap['name']}", expect=200)).json()["snapshots"]
     assert [s["id"] for s in listed] == [snap["id"]] and "os-extended-snapshot-attributes:progress" not in listed[0]
+    # offset (Tempest's test_snapshot_list_param_offset)
+    assert (await m.get(f"/snapshots?name={snap['name']}&offset=1", expect=200)).json()["snapshots"] == []
+    assert [s["id"] for s in (await m.get(f"/snapshots/detail?name={snap['name']}&offset=0&limit=3",
+                                          expect=200)).json()["snapshots"]] == [snap["id"]]
+    assert_fault(await m.get("/snapshots?offset=-2"), 400, "badRequest", "offset param must be positive")
     detail = (await m.get(f"/snapshots/detail?status=available&volume_id={vid}", expect=200)).json()["snapshots"]
     assert [s["id"] for s in detail] == [snap["id"]]
     # update and metadata

@@ -37,6 +37,8 @@ async def test_create_update_delete_with_extra_specs(w: VolumeWorld) -> None:
         "volume_backend_name": "file", "multiattach": "<is> True"}}}
     made = (await w.admin.post("/types", body, expect=200)).json()["volume_type"]
     assert made["name"] == name and made["extra_specs"]["volume_backend_name"] == "file" and made["is_public"]
+    # the create response is Cinder's types_manage view (Tempest's schema): no qos_specs_id, the access flag
+    assert "qos_specs_id" not in made and made["os-volume-type-access:is_public"] is True
     tid = made["id"]
     # members see only the user-visible specs
     seen = (await w["member"].get(f"/types/{tid}", expect=200)).json()["volume_type"]
@@ -71,6 +73,7 @@ async def test_create_update_delete_with_extra_specs(w: VolumeWorld) -> None:
     upd = (await w.admin.put(f"/types/{tid}", {"volume_type": {"name": new_name, "description": "slow"}},
                              expect=200)).json()["volume_type"]
     assert (upd["name"], upd["description"]) == (new_name, "slow")
+    assert set(upd) == {"id", "name", "is_public", "extra_specs", "description"}
     assert_fault(await w.admin.put(f"/types/{tid}", {"volume_type": {}}), 400,
                  contains="Specify volume type name, description, is_public or a combination thereof.")
     assert_fault(await w.admin.put(f"/types/{tid}", {"volume_type": {"name": "__DEFAULT__"}}), 409)

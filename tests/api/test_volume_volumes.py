@@ -3,6 +3,7 @@ machine, bad input and isolation, with Cinder's fault bodies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -86,6 +87,11 @@ async def test_pagination_sort_and_count(w: VolumeWorld) -> None:
     assert r.json()["count"] >= 3 and len(r.json()["volumes"]) == 1
     r = await m.at("3.34").get(f"/volumes/detail?name~={prefix}", expect=200)
     assert {v["id"] for v in r.json()["volumes"]} == set(ids)
+    # offset skips that many of the sorted, filtered list (Cinder's get_pagination_params)
+    r = await m.at("3.34").get(f"/volumes?name~={prefix}&sort=name:asc&offset=1&limit=5", expect=200)
+    assert [v["id"] for v in r.json()["volumes"]] == ids[1:]
+    assert_fault(await m.get("/volumes?offset=-1"), 400, "badRequest", "offset param must be positive")
+    assert_fault(await m.get("/volumes/detail?offset=x"), 400, "badRequest", "offset param must be an integer")
     s = (await m.at("3.36").get("/volumes/summary", expect=200)).json()["volume-summary"]
     assert s["total_count"] >= 3 and s["total_size"] >= 3 and "metadata" in s
     assert_fault(await m.get("/volumes/summary"), 404, "itemNotFound")  # 3.12+
@@ -213,6 +219,11 @@ async def test_old_attach_flow_and_delete_in_use(w: VolumeWorld) -> None:
     await m.action(vid, "os-detach", {}, expect=202)
     vol = (await m.get(f"/volumes/{vid}", expect=200)).json()["volume"]
     assert vol["status"] == "available" and vol["attachments"] == []
+    # a detach of a volume with no attachment is no error (Cinder's manager: "not attached", available)
+    await m.action(vid, "os-detach", {}, expect=202)
+    assert (await m.get(f"/volumes/{vid}", expect=200)).json()["volume"]["status"] == "available"
+    assert_fault(await m.action(vid, "os-detach", {"attachment_id": "5a0e3f1c-0000-4222-8333-444455556666"}), 404,
+                 "itemNotFound")
     await m.delete(f"/volumes/{vid}", expect=202)
 
 
@@ -262,3 +273,29 @@ async def test_in_process_seam_for_compute(w: VolumeWorld) -> None:
     await vol.attachments.delete(caller, att["id"])
     assert (await vol.volumes.get(caller, made["id"]))["status"] == "available"
     await vol.volumes.delete(caller, made["id"])
+
+
+async def test_upload_to_image(w: VolumeWorld) -> None:
+    """os-volume_upload_image: a queued image of the caller's project that becomes active with the
+    volume's data, the volume back to available (Tempest's test_volume_upload)."""
+    m = w["member"]
+    data = b"mcloud volume data " * 100
+    vid = (await w.volume(imageRef=await w.image(data=data)))["id"]
+    r = await m.action(vid, "os-volume_upload_image", {"image_name": uniq("up"), "disk_format": "raw"}, expect=202)
+    up = r.json()["os-volume_upload_image"]
+    assert up["id"] == vid and up["status"] == "uploading" and up["disk_format"] == "raw"
+    assert up["container_format"] == "bare" and up["volume_type"]["name"] == "__DEFAULT__"
+    await wait_volume(m, vid, "available")
+    h = {"X-Auth-Token": m.token}
+    for _ in range(100):
+        image = (await w.ks.client.get(f"/image/v2/images/{up['image_id']}", headers=h)).json()
+        if image["status"] == "active":
+            break
+        await asyncio.sleep(0.05)
+    assert image["status"] == "active" and image["owner"] == w.projects["a"] and image["visibility"] == "private"
+    got = await w.ks.client.get(f"/image/v2/images/{up['image_id']}/file", headers=h)
+    assert got.status_code == 200 and got.content.rstrip(b"\0") == data
+    assert_fault(await m.action(vid, "os-volume_upload_image", {"image_name": "x", "disk_format": "vhd"}), 400,
+                 "badRequest", "Invalid disk-format 'vhd'")
+    await w.ks.client.delete(f"/image/v2/images/{up['image_id']}", headers=h)
+    await m.delete(f"/volumes/{vid}", expect=202)

@@ -146,7 +146,11 @@ async def update_service(request: Request, action: str) -> Response:
         if not host:
             raise BadRequest("Missing required element 'host' in request body.")
         async with volume.db.write() as session:
-            await admin.set_state(volume, session, host, admin.VOLUME, frozen=action == "freeze")
+            try:
+                await admin.set_state(volume, session, host, admin.VOLUME, frozen=action == "freeze")
+            except NotFound:
+                # Cinder's services API turns ServiceNotFound into InvalidInput for freeze and thaw
+                raise BadRequest(f"Invalid input received: No service found with host={host}") from None
         return Response(status_code=200)
     caller.authorize("volume_extension:services:update")
     if action not in ("enable", "disable", "disable-log-reason"):

@@ -48,19 +48,6 @@ QOS_UNSET = {"type": "object", "properties": {"keys": {"type": "array", "items":
 # ---------------------------------------------------------------------- list parameters
 
 
-def _int_param(params: dict[str, list[str]], key: str) -> int | None:
-    if not params.get(key):
-        return None
-    raw = params[key][-1]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{key} param must be an integer") from None
-    if value < 0:
-        raise BadRequest(f"{key} param must be positive")
-    return value
-
-
 def list_params(params: dict[str, list[str]]) -> tuple[list[tuple[str, str]] | None, int | None, str | None, int]:
     """Cinder's get_sort_params and get_pagination_params: ``sort=k1:d1,k2`` or
     ``sort_key``/``sort_dir``; ``limit``, ``marker``, ``offset``."""
@@ -80,7 +67,7 @@ def list_params(params: dict[str, list[str]]) -> tuple[list[tuple[str, str]] | N
         if direction not in ("asc", "desc"):
             raise BadRequest(f"Invalid input received: Unknown sort direction, must be 'desc' or 'asc'")
     marker = params["marker"][-1] if params.get("marker") else None
-    return sort, _int_param(params, "limit"), marker, _int_param(params, "offset") or 0
+    return sort, s.int_param(params, "limit"), marker, s.int_param(params, "offset") or 0
 
 
 def collection_links(request: Request, collection: str, items: list[Any], limit: int | None) -> list[dict[str, str]]:
@@ -108,6 +95,16 @@ def type_view(caller: Caller, vtype: TypeView) -> dict[str, Any]:
     if caller.can("volume_extension:access_types_qos_specs_id"):
         out["qos_specs_id"] = vtype.qos_specs_id
     if caller.can("volume_extension:volume_type_access"):
+        out["os-volume-type-access:is_public"] = vtype.is_public
+    return out
+
+
+def managed_type_view(caller: Caller, vtype: TypeView, *, created: bool) -> dict[str, Any]:
+    """The create and update response (Cinder's types_manage view: every extra spec, no
+    qos_specs_id; the access extension adds its is_public to the create response only)."""
+    out: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "is_public": vtype.is_public,
+                           "extra_specs": dict(vtype.extra_specs), "description": vtype.description}
+    if created and caller.can("volume_extension:volume_type_access"):
         out["os-volume-type-access:is_public"] = vtype.is_public
     return out
 
@@ -184,7 +181,7 @@ async def create_type(request: Request) -> Response:
             session, name=body["name"], description=body.get("description"),
             is_public=s.as_bool(body.get("os-volume-type-access:is_public", True)),
             extra_specs=body.get("extra_specs"))
-    return respond({"volume_type": type_view(caller, vtype)})
+    return respond({"volume_type": managed_type_view(caller, vtype, created=True)})
 
 
 async def update_type(request: Request, type_id: str) -> Response:
@@ -196,7 +193,7 @@ async def update_type(request: Request, type_id: str) -> Response:
             session, caller, type_id, name=body.get("name"), description=body.get("description"),
             description_given=body.get("description") is not None,
             is_public=s.as_bool(body["is_public"]) if body.get("is_public") is not None else None)
-    return respond({"volume_type": type_view(caller, vtype)})
+    return respond({"volume_type": managed_type_view(caller, vtype, created=False)})
 
 
 async def delete_type(request: Request, type_id: str) -> Response:

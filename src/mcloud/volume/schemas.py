@@ -159,6 +159,20 @@ ATTACHMENT_UPDATE = {
 }
 
 
+def int_param(params: dict[str, list[str]], key: str) -> int | None:
+    """A non-negative integer query parameter (Cinder's ``limit``/``offset`` checks), None when absent."""
+    if not params.get(key):
+        return None
+    raw = params[key][-1]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{key} param must be an integer") from None
+    if value < 0:
+        raise BadRequest(f"{key} param must be positive")
+    return value
+
+
 def as_bool(value: Any, name: str = "value") -> bool:
     """Cinder's strutils.bool_from_string(strict=True): 400 for anything else."""
     if isinstance(value, bool):

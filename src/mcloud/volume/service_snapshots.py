@@ -19,7 +19,7 @@ from mcloud.core.pagination import page, parse_limit, parse_sort
 from mcloud.volume import states as st
 from mcloud.volume import views
 from mcloud.volume.models import Snapshot, Volume, now
-from mcloud.volume.schemas import as_bool
+from mcloud.volume.schemas import as_bool, int_param
 from mcloud.volume.service import Caller
 from mcloud.volume.service_volumes import _last, _sort, literal_dict
 
@@ -126,7 +126,9 @@ class Snapshots:
             count = None
             if caller.at(3, 45) and as_bool(_last(params, "with_count") or "false", "with_count"):
                 count = (await session.execute(sa.select(sa.func.count()).select_from(query.subquery()))).scalar()
-            rows = await page(session, query, Snapshot.id, sort, limit, _last(params, "marker"))
+            offset = int_param(params, "offset") or 0
+            rows = await page(session, query.offset(offset) if offset else query, Snapshot.id, sort, limit,
+                              _last(params, "marker"))
         return [views.snapshot_view(r, caller, extended=detail) for r in rows], rows, count
 
     async def update(self, caller: Caller, snapshot_id: str, fields: dict[str, Any]) -> dict[str, Any]:

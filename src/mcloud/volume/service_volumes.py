@@ -25,7 +25,7 @@ from mcloud.core.pagination import page, parse_limit, parse_sort
 from mcloud.volume import states as st
 from mcloud.volume import views
 from mcloud.volume.models import Snapshot, Volume, VolumeAttachment, now
-from mcloud.volume.schemas import as_bool, as_size
+from mcloud.volume.schemas import as_bool, as_size, int_param
 from mcloud.volume.service import Caller
 from mcloud.volume.service_volumes_actions import VolumeActions
 
@@ -302,7 +302,8 @@ class Volumes(VolumeActions):
             count = None
             if caller.at(3, 45) and as_bool(_last(params, "with_count") or "false", "with_count"):
                 count = (await session.execute(sa.select(sa.func.count()).select_from(query.subquery()))).scalar()
-            rows = await page(session, query, Volume.id, sort, limit, marker)
+            offset = int_param(params, "offset") or 0
+            rows = await page(session, query.offset(offset) if offset else query, Volume.id, sort, limit, marker)
             if detail:
                 out = await self.render(session, caller, rows, links)
             else:

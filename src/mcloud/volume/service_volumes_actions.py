@@ -168,7 +168,8 @@ class VolumeActions:
             fields: dict[str, Any] = {"name": image_name, "disk_format": disk_format,
                                       "container_format": container_format,
                                       "visibility": visibility or "private", "protected": protected}
-            image = await self.volume.image.create_image(session, ImageCaller(row.project_id, caller.is_admin), fields)
+            image = await self.volume.image.create_image(
+                session, ImageCaller(row.project_id, caller.is_admin), dict(fields), properties={}, tags=())
             row.previous_status = row.status
             row.status = st.UPLOADING
             row.updated_at = now()
