@@ -10,7 +10,7 @@ A project's limit for a resource is, first found wins:
 3. the ``default`` quota class as os-quota-class-sets set it (``compute_quota_class``),
 4. Nova's defaults (10 instances, 20 cores, 50 GiB of RAM...).
 
--1 means unlimited. Usage is counted from the rows themselves: instances, cores and RAM from the
+-1 means unlimited (the chain is core.quotas.QuotaLimits, as the volume service's). Usage is counted from the rows themselves: instances, cores and RAM from the
 project's servers that are not deleted, server groups per project, keypairs per user, members per
 group.
 """
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcloud.compute import models as cm
 from mcloud.compute import models_resources as m
 from mcloud.core.errors import BadRequest, Forbidden
+from mcloud.core.quotas import TRUE_STRINGS, QuotaLimits
 
 #: Nova's quota resources and their defaults (nova/conf/quota.py); the nova-network ones are
 #: unlimited and shown only before 2.36
@@ -76,56 +77,23 @@ def shown_quotas(caller: Any, *, classes: bool = False) -> list[str]:
 class QuotasMixin:
     compute: Any
 
-    async def _unified(self, session: AsyncSession, project_id: str | None, resource: str) -> int | None:
-        identity = self.compute.identity
-        if identity is None or resource not in UNIFIED:
-            return None
-        # a project id no project has: identity answers with the registered default alone
-        return await identity.effective_limit(session, project_id or "", "compute", UNIFIED[resource])
+    @property
+    def quota_limits(self) -> QuotaLimits:
+        """The own -> unified -> default class -> Nova's default chain over compute's tables."""
+        return QuotaLimits(m.Quota, m.QuotaClass, lambda: self.compute.identity, "compute", UNIFIED.get,
+                           lambda name: DEFAULTS.get(name, -1))
 
     async def default_limits(self, session: AsyncSession, class_name: str = "default") -> dict[str, int]:
         """Every project's limits before its own: identity's registered limits, else the quota
         class (``default``, or ``class_name`` over it), else Nova's defaults."""
-        rows = await session.execute(sa.select(m.QuotaClass).where(
-            m.QuotaClass.class_name.in_({"default", class_name})))
-        classes: dict[str, dict[str, int]] = {}
-        for row in rows.scalars():
-            classes.setdefault(row.class_name, {})[row.resource] = row.hard_limit
-        out = {}
-        for name, default in DEFAULTS.items():
-            registered = await self._unified(session, None, name)
-            if class_name != "default" and name in classes.get(class_name, {}):
-                out[name] = classes[class_name][name]
-            elif registered is not None:
-                out[name] = registered
-            else:
-                out[name] = classes.get("default", {}).get(name, default)
-        return out
+        return await self.quota_limits.default_limits(session, DEFAULTS, class_name)
 
     async def project_limits(self, session: AsyncSession, project_id: str) -> dict[str, int]:
-        rows = await session.execute(sa.select(m.Quota).where(m.Quota.project_id == project_id))
-        own = {row.resource: row.hard_limit for row in rows.scalars()}
-        defaults = await self.default_limits(session)
-        out = {}
-        for name in DEFAULTS:
-            if name in own:
-                out[name] = own[name]
-                continue
-            unified = await self._unified(session, project_id, name)
-            out[name] = unified if unified is not None else defaults[name]
-        return out
+        return await self.quota_limits.project_limits(session, project_id, DEFAULTS)
 
     async def limit_of(self, session: AsyncSession, project_id: str | None, resource: str) -> int:
         """One resource's limit for a project (-1: unlimited)."""
-        if project_id:
-            own = await session.get(m.Quota, (project_id, resource))
-            if own is not None:
-                return own.hard_limit
-        unified = await self._unified(session, project_id, resource)
-        if unified is not None:
-            return unified
-        row = await session.get(m.QuotaClass, ("default", resource))
-        return row.hard_limit if row is not None else DEFAULTS.get(resource, -1)
+        return await self.quota_limits.limit_of(session, project_id, resource)
 
     async def instance_usage(self, session: AsyncSession, project_id: str) -> dict[str, int]:
         """instances, cores and ram of a project's servers that are not deleted."""
@@ -175,7 +143,7 @@ class QuotasMixin:
         if user_id:
             raise BadRequest("Per-user quotas are not supported: mCloud's quotas are per project, as with "
                              "unified limits.")
-        force = str(values.get("force", "False")).strip().lower() in ("1", "t", "true", "on", "y", "yes")
+        force = str(values.get("force", "False")).strip().lower() in TRUE_STRINGS
         wanted = {k: int(v) for k, v in values.items() if k != "force" and (v or v == 0)}
         if not force and wanted:
             used = await self.usage(session, project_id)
@@ -184,19 +152,13 @@ class QuotasMixin:
                 if value != -1 and value < minimum:
                     raise BadRequest(f"Quota limit {value} for {name} must be greater than or equal to already "
                                      f"used and reserved {minimum}.")
-        for name, value in wanted.items():
-            row = await session.get(m.Quota, (project_id, name))
-            if row is None:
-                session.add(m.Quota(project_id=project_id, resource=name, hard_limit=value))
-            else:
-                row.hard_limit = value
-        await session.flush()
+        await self.quota_limits.set_project(session, project_id, wanted)
         return await self.project_limits(session, project_id)
 
     async def delete_quotas(self, session: AsyncSession, caller: Any, project_id: str) -> None:
         """Back to the defaults (identity's limits, the default class, Nova's)."""
         caller.authorize("os_compute_api:os-quota-sets:delete", {"project_id": project_id})
-        await session.execute(sa.delete(m.Quota).where(m.Quota.project_id == project_id))
+        await self.quota_limits.delete_project(session, project_id)
 
     async def show_quota_class(self, session: AsyncSession, caller: Any, class_name: str) -> dict[str, int]:
         caller.authorize("os_compute_api:os-quota-class-sets:show", {})
@@ -207,13 +169,7 @@ class QuotasMixin:
         caller.authorize("os_compute_api:os-quota-class-sets:update", {})
         if not 1 <= len(class_name) <= 255:
             raise BadRequest("Invalid input received: quota_class_name has a minimum character requirement of 1.")
-        for name, value in values.items():
-            row = await session.get(m.QuotaClass, (class_name, name))
-            if row is None:
-                session.add(m.QuotaClass(class_name=class_name, resource=name, hard_limit=int(value)))
-            else:
-                row.hard_limit = int(value)
-        await session.flush()
+        await self.quota_limits.set_class(session, class_name, {k: int(v) for k, v in values.items()})
         return await self.default_limits(session, class_name)
 
     async def absolute_limits(self, session: AsyncSession, caller: Any, project_id: str | None = None,
