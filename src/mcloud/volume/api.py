@@ -50,7 +50,7 @@ FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "i
 OWN_PARTS = ("mcloud.volume.api_volumes", "mcloud.volume.api_snapshots",
              "mcloud.volume.api_attachments")
 PARTS = ("mcloud.volume.api_types", "mcloud.volume.api_admin", "mcloud.volume.api_backups",
-         "mcloud.volume.api_transfers")
+         "mcloud.volume.api_transfers", "mcloud.volume.api_groups")
 
 #: Cinder's project_id_regex
 _PROJECT_IN_PATH = re.compile(r"^/v3/([0-9a-f\-]+)(/.*)?$")

@@ -86,7 +86,8 @@ async def create(request: Request) -> Response:
         snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
         name=text("name", "display_name"), description=text("description", "display_description"),
         volume_type=body.get("volume_type"), availability_zone=body.get("availability_zone"),
-        metadata=body.get("metadata"), backup_id=body.get("backup_id"), links=_links(request))
+        metadata=body.get("metadata"), backup_id=body.get("backup_id"),
+        group_id=body.get("group_id") if caller.at(3, 13) else None, links=_links(request))
     return respond({"volume": view}, status=202)
 
 

@@ -2,7 +2,7 @@
 admin), so an operator's Cinder policy file applies unchanged.
 
 ``RULES`` holds the base rules and the volumes/snapshots/attachments rules, merged with every other
-part's ``RULES`` (``policies_types``, ``policies_backups``: any module listed in ``PARTS``) when
+part's ``RULES`` (``policies_types``, ``policies_backups``, ``policies_groups``: any module listed in ``PARTS``) when
 this module is imported.
 """
 
@@ -66,7 +66,7 @@ VOLUMES: dict[str, str] = {
 }
 
 #: the other parts' policy modules, merged when present (a part not landed yet is skipped)
-PARTS = ("mcloud.volume.policies_types", "mcloud.volume.policies_backups")
+PARTS = ("mcloud.volume.policies_types", "mcloud.volume.policies_backups", "mcloud.volume.policies_groups")
 
 
 RULES = merged_rules("volume", {**BASE, **VOLUMES}, PARTS)

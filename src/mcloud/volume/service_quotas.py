@@ -104,7 +104,7 @@ class Quotas:
             row = (await session.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(backup.size), 0))
                                          .where(backup.project_id == project_id, *_live(backup)))).one()
             used["backups"], used["backup_gigabytes"] = int(row[0]), int(row[1])
-        group = _model("models_backups", "Group")
+        group = _model("models_groups", "Group")
         if group is not None:
             used["groups"] = (await session.execute(sa.select(sa.func.count()).select_from(group).where(
                 group.project_id == project_id, *_live(group)))).scalar() or 0

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcloud.core.errors import BadRequest, NotFound
 from mcloud.core.pagination import page, parse_limit, parse_sort
+from mcloud.core.policy import optional_modules
 from mcloud.volume import states as st
 from mcloud.volume import views
 from mcloud.volume.models import Snapshot, Volume, VolumeAttachment, now
@@ -179,6 +180,12 @@ class Volumes(VolumeActions):
                     session, caller, None)
             else:
                 vtype = await vol.types.resolve(session, caller, volume_type or None)
+            if group_id is not None:
+                # GROUPS' check: the group is the caller's, available (or being made) and supports the type
+                groups = optional_modules(("mcloud.volume.service_groups",))
+                if not groups:
+                    raise NotFound(f"Group {group_id} could not be found.")
+                await groups[0].check_new_member(session, caller, group_id, vtype.id)
             zone = await self._zone(availability_zone, snapshot, source_volume, session)
             multiattach = str(vtype.extra_specs.get("multiattach", "")).strip().lower() == "<is> true"
             if multiattach:
