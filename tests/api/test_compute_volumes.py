@@ -21,7 +21,13 @@ from tests.api.volume_helpers import Cinder, wait_volume
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def w(cloud) -> AsyncIterator[ComputeWorld]:
     async with compute_world(cloud) as world:
+        # the module's volumes add up past Cinder's default 10 (quotas are tested in test_volume_quotas)
+        admin = Cinder(world.admin.client, world.admin.token, world.admin.project_id, world.admin.user_id, "3.27")
+        await admin.put(f"/os-quota-sets/{world.projects['a']}", {"quota_set": UNLIMITED}, expect=200)
         yield world
+
+
+UNLIMITED = {"volumes": -1, "gigabytes": -1, "snapshots": -1}
 
 
 def cinder(w: ComputeWorld, who: str = "member") -> Cinder:
@@ -348,3 +354,103 @@ async def test_attach_cut_short_by_a_dying_conductor_is_resumed(w: ComputeWorld)
     await w["member"].delete(f"/servers/{sid}/os-volume_attachments/{vid}", expect=202)
     await wait_volume(cinder(w), vid, "available")
     await w["member"].delete(f"/servers/{sid}", expect=204)
+
+
+async def test_volume_backed_create_image_boot_from_it_and_refusals(w: ComputeWorld) -> None:
+    """createImage of a volume-backed server as Nova: forced snapshots of its volumes and an image
+    of properties only (active, size 0, block_device_mapping/bdm_v2/root_device_name); a server
+    made from that image boots from a new volume made from the root snapshot. Nova's refusals for
+    volume-backed servers (createBackup, rebuild to another image, rescue); shelve offloads with
+    no image and unshelve brings it back with its volume."""
+    import json
+
+    m = w["member"]
+    body = bfv(w, {"source_type": "image", "destination_type": "volume", "uuid": w.image_id, "boot_index": 0,
+                   "volume_size": 1, "delete_on_termination": True})
+    sid = (await m.post("/servers", body, expect=202)).json()["server"]["id"]
+    server = await wait_for(m, sid, "ACTIVE")
+    root = server["os-extended-volumes:volumes_attached"][0]["id"]
+    data = await volume(w)
+    await m.post(f"/servers/{sid}/os-volume_attachments", {"volumeAttachment": {"volumeId": data}}, expect=200)
+    await wait_volume(cinder(w), data, "in-use")
+    name = uniq("vbimg")
+    r = await m.at("2.45").action(sid, "createImage", {"name": name, "metadata": {"purpose": "test"}}, expect=202)
+    image_id = r.json()["image_id"]
+    h = {"X-Auth-Token": m.token}
+    image = (await w.ks.client.get(f"/image/v2/images/{image_id}", headers=h)).json()
+    assert image["status"] == "active" and image["size"] == 0 and image["disk_format"] == "raw"
+    assert image["root_device_name"] == "/dev/vda" and image["bdm_v2"] == "True" and image["purpose"] == "test"
+    assert image["visibility"] == "private"
+    mapping = json.loads(image["block_device_mapping"])
+    assert [(b["source_type"], b["destination_type"], b["boot_index"], b["device_name"]) for b in mapping] == [
+        ("snapshot", "volume", 0, "/dev/vda"), ("snapshot", "volume", None, "/dev/vdb")]
+    assert mapping[0]["delete_on_termination"] is True and mapping[0]["volume_size"] == 1
+    snaps = [await wait_volume(cinder(w), b["snapshot_id"], "available", collection="snapshots") for b in mapping]
+    assert [s["volume_id"] for s in snaps] == [root, data]
+    assert {s["name"] for s in snaps} == {f"snapshot for {name}"}
+    server = (await m.get(f"/servers/{sid}", expect=200)).json()["server"]
+    assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None
+    actions = (await m.get(f"/servers/{sid}/os-instance-actions", expect=200)).json()["instanceActions"]
+    assert "createImage" in {a["action"] for a in actions}
+    # a server from that image boots from volumes made from the snapshots
+    body = {"server": {"name": uniq("fromvb"), "flavorRef": w.flavor_id, "imageRef": image_id,
+                       "networks": [{"uuid": w.network_id}]}}
+    child = (await m.post("/servers", body, expect=202)).json()["server"]["id"]
+    made = (await wait_for(m, child, "ACTIVE"))["os-extended-volumes:volumes_attached"]
+    assert len(made) == 2 and made[0]["delete_on_termination"] is True
+    vols = [await wait_volume(cinder(w), v["id"], "in-use") for v in made]
+    assert [v["snapshot_id"] for v in vols] == [b["snapshot_id"] for b in mapping]
+    assert [a["device"] for a in await attached(w, child)] == ["/dev/vda", "/dev/vdb"]
+    # Nova's refusals for a volume-backed server
+    assert_fault(await m.action(sid, "createBackup", {"name": "b", "backup_type": "daily", "rotation": 1}), 400,
+                 contains="Backup is not supported for volume-backed instances.")
+    other_image = await w.image()
+    assert_fault(await m.action(sid, "rebuild", {"imageRef": other_image}), 400,
+                 contains="Unable to rebuild with a different image for a volume-backed server.")
+    assert_fault(await m.action(sid, "rescue", None), 400, contains="Cannot rescue a volume-backed instance")
+    assert_fault(await m.at("2.87").action(sid, "rescue", None), 400, contains="Cannot rescue a volume-backed")
+    # shelve: offloaded without an image, unshelved with its volume
+    await m.action(child, "shelve", None, expect=202)
+    shelved = await wait_for(m, child, "SHELVED_OFFLOADED")
+    assert "shelved_image_id" not in shelved.get("metadata", {})
+    await m.action(child, "unshelve", None, expect=202)
+    await wait_for(m, child, "ACTIVE")
+    assert [a["id"] for a in (await m.get(f"/servers/{child}", expect=200)).json()["server"][
+        "os-extended-volumes:volumes_attached"]] == [v["id"] for v in made]
+    for s in (child, sid):
+        await m.delete(f"/servers/{s}", expect=204)
+        await wait_for(m, s, "DELETED")
+    await wait_volume(cinder(w), made[0]["id"], "deleted")
+    # the root volume stays, as in Nova: a volume with snapshots cannot be deleted at the server's delete
+    await wait_volume(cinder(w), root, "available")
+    for b in mapping:
+        await cinder(w).delete(f"/snapshots/{b['snapshot_id']}", expect=202)
+        await wait_volume(cinder(w), b["snapshot_id"], "deleted", collection="snapshots")
+    for v in (made[1]["id"], data, root):
+        await wait_volume(cinder(w), v, "available")
+        await cinder(w).delete(f"/volumes/{v}", expect=202)
+    await w.ks.client.delete(f"/image/v2/images/{image_id}", headers=h)
+
+
+async def test_volume_backed_create_image_over_snapshot_quota(w: ComputeWorld) -> None:
+    """Nova's 403 when the snapshots do not fit the quota; no snapshot and no image are left."""
+    m = w["member"]
+    body = bfv(w, {"source_type": "blank", "destination_type": "volume", "boot_index": 0, "volume_size": 1,
+                   "delete_on_termination": True}, imageRef=w.image_id)
+    body["server"].pop("imageRef")
+    sid = (await m.post("/servers", body, expect=202)).json()["server"]["id"]
+    await wait_for(m, sid, "ACTIVE")
+    project = w.projects["a"]
+    admin = Cinder(w.admin.client, w.admin.token, w.admin.project_id, w.admin.user_id, "3.27")
+    await admin.put(f"/os-quota-sets/{project}", {"quota_set": {"snapshots": 0}}, expect=200)
+    try:
+        name = uniq("overquota")
+        assert_fault(await m.action(sid, "createImage", {"name": name}), 403, contains="Quota exceeded")
+        snaps = (await cinder(w).get("/snapshots", expect=200)).json()["snapshots"]
+        assert [s for s in snaps if s["name"] == f"snapshot for {name}"] == []
+        h = {"X-Auth-Token": m.token}
+        images = (await w.ks.client.get(f"/image/v2/images?name={name}", headers=h)).json()["images"]
+        assert images == []
+    finally:
+        await admin.put(f"/os-quota-sets/{project}", {"quota_set": UNLIMITED}, expect=200)
+    await m.delete(f"/servers/{sid}", expect=204)

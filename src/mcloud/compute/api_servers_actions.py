@@ -15,6 +15,7 @@ from starlette.responses import Response
 from mcloud.compute import models as m
 from mcloud.compute import schemas as sc
 from mcloud.compute import states as st
+from mcloud.compute import volume_backed
 from mcloud.compute.api import V21, base_url, body_of, caller_of, compute_of, query, respond
 from mcloud.compute.service import Caller, utc
 from mcloud.compute.service_servers_actions import check_state, start_action, state_conflict
@@ -212,6 +213,8 @@ async def _rescue(request: Request, caller: Caller, servers: Any, session: Any, 
         "adminPass": {"type": "string"}, "rescue_image_ref": {"type": "string", "format": "uuid"}},
         "additionalProperties": False})
     caller.authorize("os_compute_api:os-rescue", _target(inst))
+    check_state(inst, "rescue")
+    await volume_backed.refuse_rescue(servers.compute, session, caller, inst, (value or {}).get("rescue_image_ref"))
     password = (value or {}).get("adminPass") or uuidlib.uuid4().hex[:12]
     params = {"rescue_image_ref": (value or {}).get("rescue_image_ref"), "admin_pass": password}
     await start_action(servers, session, caller, inst, "rescue", params)
@@ -264,6 +267,7 @@ async def _rebuild(request: Request, caller: Caller, servers: Any, session: Any,
     image_ref = ref_id(value["imageRef"])
     compute = servers.compute
     image, view = await boot_image(compute, session, caller, image_ref)
+    await volume_backed.refuse_rebuild(compute, session, caller, inst, image_ref)
     if "name" in value:
         inst.name = value["name"]
     if "description" in value and caller.at(2, 19):
@@ -326,6 +330,16 @@ async def _create_image(request: Request, caller: Caller, servers: Any, session:
     caller.authorize("os_compute_api:servers:create_image", _target(inst))
     servers.check_lock(caller, inst)
     check_state(inst, "createImage")
+    if await volume_backed.root_bdm(session, inst.uuid) is not None:
+        caller.authorize("os_compute_api:servers:create_image:allow_volume_backed", _target(inst))
+
+        async def snapshot() -> Response:  # the volume service's writes: after this transaction
+            image_id = await volume_backed.snapshot_volume_backed(servers, caller, inst, value["name"],
+                                                                  dict(value.get("metadata") or {}))
+            if caller.at(2, 45):
+                return respond({"image_id": image_id}, 202)
+            return respond(None, 202, headers={"Location": f"{base_url(request)}/v2.1/images/{image_id}"})
+        return snapshot
     image = await _image_for(servers, session, caller, inst, value["name"], "snapshot", value.get("metadata") or {})
     await start_action(servers, session, caller, inst, "createImage", {"image_id": image.id, "name": value["name"]},
                        check_lock=False)
@@ -351,6 +365,7 @@ async def _create_backup(request: Request, caller: Caller, servers: Any, session
         raise Forbidden(f"Quota exceeded for metadata_items: Requested {len(metadata)}, but already used 0 of 128 "
                         "metadata_items")
     check_state(inst, "createBackup")
+    await volume_backed.refuse_backup(session, inst)
     image = await _image_for(servers, session, caller, inst, value["name"], "backup",
                              {**metadata, "backup_type": value["backup_type"]})
     await start_action(servers, session, caller, inst, "createBackup", {

@@ -198,12 +198,19 @@ async def shelve(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[st
     try:
         if not inst.host:
             raise ActionFailed(f"Instance {inst.uuid} is not on a host.")
-        image_id = await _shelve_image(c, inst, params.get("image_id"))
+        from mcloud.compute.volume_backed import root_bdm  # noqa: PLC0415
+
+        async with c.compute.db.read() as session:
+            volume_backed = await root_bdm(session, inst.uuid) is not None
+        # a volume-backed server keeps its disk in its volume: no image (Nova's shelve_offload)
+        image_id = None if volume_backed else await _shelve_image(c, inst, params.get("image_id"))
         await c.host_op(ctx.id, "shelve-stop", inst.host, "power_off", inst.uuid, {"timeout": SHUTDOWN_TIMEOUT})
-        await c.update(inst.uuid, task_state=st.SHELVING_IMAGE_UPLOADING)
-        await c.host_op(ctx.id, "shelve-snapshot", inst.host, "snapshot", inst.uuid, {"image_id": image_id})
-        sysmeta = {**(inst.system_metadata or {}), "shelved_image_id": image_id, "shelved_host": inst.host,
-                   "shelved_at": now().isoformat()}
+        if image_id:
+            await c.update(inst.uuid, task_state=st.SHELVING_IMAGE_UPLOADING)
+            await c.host_op(ctx.id, "shelve-snapshot", inst.host, "snapshot", inst.uuid, {"image_id": image_id})
+        sysmeta = {**(inst.system_metadata or {}), "shelved_host": inst.host, "shelved_at": now().isoformat()}
+        if image_id:
+            sysmeta["shelved_image_id"] = image_id
         inst = await c.update(inst.uuid, task_state=st.SHELVING_OFFLOADING, system_metadata=sysmeta) or inst
         await _offload(c, ctx, inst, "shelve-offload")
     except host_errors() as exc:

@@ -19,6 +19,7 @@ from mcloud.compute.drivers.base import boot_image_ids
 from mcloud.compute.service import Caller
 from mcloud.compute.service_servers import Servers, normal_ip, ref_id, sanitize_hostname
 from mcloud.compute.service_servers_volumes import bdm_rows, check_mappings, volume_mappings
+from mcloud.compute.volume_backed import image_mappings, merge_mappings
 from mcloud.core.errors import APIError, BadRequest, Conflict, Forbidden
 
 NETWORK = {"type": "object", "properties": {
@@ -148,6 +149,14 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
     if "block_device_mapping" in server and server["block_device_mapping"]:
         raise BadRequest("Block Device Mapping is Invalid: the legacy block_device_mapping is not supported "
                          "by this cloud; use block_device_mapping_v2.")
+    # an image made by createImage of a volume-backed server carries the mappings (volume_backed.py)
+    defined_by = ""
+    if image_ref and sc.is_uuid(image_ref):
+        image_bdms = await _image_defined_mappings(compute, caller, image_ref)
+        if image_bdms:
+            defined_by = image_ref
+            server = {**server, "block_device_mapping_v2": merge_mappings(
+                image_bdms, list(server.get("block_device_mapping_v2") or []))}
     # volumes: the BDMs with a volume destination (service_servers_volumes), maybe the root disk
     mappings = volume_mappings(server, image_ref)
     boot_mapping = next((v for v in mappings if v["boot_index"] == 0), None)
@@ -192,8 +201,8 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
                                                      str(server["flavorRef"]))
         if boot_mapping is None:
             image, image_view = await boot_image(compute, session, caller, image_ref)
-        elif boot_mapping["image_id"]:
-            image, image_view = await boot_image(compute, session, caller, boot_mapping["image_id"])
+        elif boot_mapping["image_id"] or defined_by:
+            image, image_view = await boot_image(compute, session, caller, boot_mapping["image_id"] or defined_by)
         else:
             image = image_view = None
         key = None
@@ -315,6 +324,16 @@ async def create_servers(servers: Servers, caller: Caller, body: Any) -> Created
     if wake is not None:
         wake()
     return Created(insts, reservation_id, admin_pass)
+
+
+async def _image_defined_mappings(compute: Any, caller: Caller, image_ref: str) -> list[dict[str, Any]]:
+    """The block device mappings an image carries (none when it is not found: checked later)."""
+    async with compute.db.read() as session:
+        try:
+            image = await compute.image.get_image(session, caller.image_caller(), image_ref)
+        except APIError:
+            return []
+        return image_mappings(dict((await compute.image.view(session, image)).properties))
 
 
 async def boot_image(compute: Any, session: Any, caller: Caller, image_ref: str) -> tuple[Any, Any]:
