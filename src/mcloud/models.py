@@ -17,4 +17,5 @@ def load_all() -> None:
     import mcloud.volume.models  # noqa: F401
     import mcloud.volume.models_backends  # noqa: F401
     import mcloud.volume.models_backups  # noqa: F401
+    import mcloud.volume.models_groups  # noqa: F401
     import mcloud.volume.models_types  # noqa: F401
