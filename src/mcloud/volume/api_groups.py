@@ -247,29 +247,36 @@ async def delete_group_spec(request: Request, type_id: str, key: str) -> Respons
 # ---------------------------------------------------------------------- groups
 
 
-async def _list_groups(request: Request, *, detail: bool) -> Response:
-    caller = await caller_of(request, since=(3, 13))
+async def _listed(request: Request, collection: str, since: tuple[int, int], detail: bool) -> Response:
+    """GET /groups[/detail] and /group_snapshots[/detail]: one page, Cinder's next link."""
+    caller = await caller_of(request, since=since)
     params = query(request)
     sort, limit, marker, offset = list_params(params)
     volume = volume_of(request)
+    groups = groups_of(volume)
     async with volume.db.read() as session:
-        rows = await groups_of(volume).list(session, caller, params, sort=sort, limit=limit, marker=marker,
-                                            offset=offset)
-        items = ([await group_view(session, caller, r, list_volume=_list_volume(request)) for r in rows] if detail
-                 else [{"id": r.id, "name": r.name} for r in rows])
-    body: dict[str, Any] = {"groups": items}
-    more = collection_links(request, "groups", rows, limit)
+        if collection == "groups":
+            rows: list[Any] = await groups.list(session, caller, params, sort=sort, limit=limit, marker=marker,
+                                                offset=offset)
+            items = ([await group_view(session, caller, r, list_volume=_list_volume(request)) for r in rows]
+                     if detail else [{"id": r.id, "name": r.name} for r in rows])
+        else:
+            rows = await groups.list_snapshots(session, caller, params, sort=sort, limit=limit, marker=marker,
+                                               offset=offset)
+            items = [group_snapshot_view(caller, r) if detail else group_snapshot_summary(r) for r in rows]
+    body: dict[str, Any] = {collection: items}
+    more = collection_links(request, collection, rows, limit)
     if more:
-        body["group_links"] = more
+        body[collection[:-1] + "_links"] = more
     return respond(body)
 
 
 async def list_groups(request: Request) -> Response:
-    return await _list_groups(request, detail=False)
+    return await _listed(request, "groups", (3, 13), False)
 
 
 async def list_groups_detail(request: Request) -> Response:
-    return await _list_groups(request, detail=True)
+    return await _listed(request, "groups", (3, 13), True)
 
 
 async def create_group(request: Request) -> Response:
@@ -341,28 +348,12 @@ async def create_group_from_src(request: Request) -> Response:
 # ---------------------------------------------------------------------- group snapshots
 
 
-async def _list_group_snapshots(request: Request, *, detail: bool) -> Response:
-    caller = await caller_of(request, since=(3, 14))
-    params = query(request)
-    sort, limit, marker, offset = list_params(params)
-    volume = volume_of(request)
-    async with volume.db.read() as session:
-        rows = await groups_of(volume).list_snapshots(session, caller, params, sort=sort, limit=limit,
-                                                      marker=marker, offset=offset)
-    items = [group_snapshot_view(caller, r) if detail else group_snapshot_summary(r) for r in rows]
-    body: dict[str, Any] = {"group_snapshots": items}
-    more = collection_links(request, "group_snapshots", rows, limit)
-    if more:
-        body["group_snapshot_links"] = more
-    return respond(body)
-
-
 async def list_group_snapshots(request: Request) -> Response:
-    return await _list_group_snapshots(request, detail=False)
+    return await _listed(request, "group_snapshots", (3, 14), False)
 
 
 async def list_group_snapshots_detail(request: Request) -> Response:
-    return await _list_group_snapshots(request, detail=True)
+    return await _listed(request, "group_snapshots", (3, 14), True)
 
 
 async def create_group_snapshot(request: Request) -> Response:

@@ -16,10 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mcloud.core.db import Base
-
-
-def now() -> datetime:
-    return datetime.utcnow()
+from mcloud.volume.models import now
 
 
 class Group(Base):
