@@ -106,10 +106,10 @@ async def test_bad_input(w: VolumeWorld) -> None:
         assert_fault(await m.post("/volumes", {"volume": {"size": size}}), 400, "badRequest")
     assert_fault(await m.post("/volumes", {"volume": {"name": "no-size"}}), 400, "badRequest", "Volume size")
     # a group (3.13) that is not there: Cinder's 404, and no volume is left behind
-    before = len((await m.get("/volumes", expect=200)).json()["volumes"])
+    before = {v["id"] for v in (await m.get("/volumes", expect=200)).json()["volumes"]}
     assert_fault(await m.at("3.13").post("/volumes", {"volume": {"size": 1, "group_id": MISSING}}), 404,
                  "itemNotFound", f"Group {MISSING} could not be found.")
-    assert len((await m.get("/volumes", expect=200)).json()["volumes"]) == before
+    assert {v["id"] for v in (await m.get("/volumes", expect=200)).json()["volumes"]} <= before
     assert_fault(await m.post("/volumes", {"volume": {"size": 1, "volume_type": uniq("none")}}), 404,
                  "itemNotFound", "could not be found")
     assert_fault(await m.post("/volumes", {"volume": {"size": 1, "snapshot_id": MISSING}}), 404,
