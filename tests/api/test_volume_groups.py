@@ -5,11 +5,13 @@ replication refused, isolation, policies and bad input."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
+from mcloud.volume.service_groups import groups_of
 from tests.api.volume_helpers import Cinder, VolumeWorld, assert_fault, uniq, volume_world, wait_volume
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -55,6 +57,16 @@ async def member_volume(w: VolumeWorld, group: dict, vtype: dict, who: str = "me
     vol = await w.volume(who, volume_type=vtype["id"])
     await at(w, who).put(f"/groups/{group['id']}", {"group": {"add_volumes": vol["id"]}}, expect=202)
     return vol
+
+
+def backend_object(w: VolumeWorld, volume_id: str, name: str) -> dict:
+    """The fake backend's record ``name`` on the backend that holds volume ``volume_id``."""
+    backends = w.cloud.volume.backends
+    for backend_name in backends.names():
+        obj = backends.get(backend_name).objects.get(name)
+        if obj is not None:
+            return obj
+    raise AssertionError(f"{name} (of volume {volume_id}) is on no backend")
 
 
 async def group_volumes(c: Cinder, group_id: str) -> list[str]:
@@ -271,7 +283,23 @@ async def test_group_snapshots_and_groups_from_sources(w: VolumeWorld) -> None:
         assert len(new_vols) == 2
         for vid in new_vols:
             assert (await m.get(f"/volumes/{vid}", expect=200)).json()["volume"]["status"] == "available"
+    # on the backend: a snapshot of each volume, new volumes made from those snapshots / clones of the volumes
+    snap_of = {s["volume_id"]: s["id"] for s in snaps}
+    made = {f"{how}:{src}" for how, src in [("snapshot", snap_of[v["id"]]) for v in vols]
+            + [("volume", v["id"]) for v in vols]}
+    for snap in snaps:
+        assert backend_object(w, snap["volume_id"], f"snapshot-{snap['id']}")["of"] == snap["volume_id"]
+    new = [(await w["admin"].get(f"/volumes/{vid}", expect=200)).json()["volume"]
+           for g in (from_snap, from_grp) for vid in await group_volumes(m, g["id"])]
+    assert {backend_object(w, v["id"], f"volume-{v['id']}")["from"] for v in new} == made
     assert (await m.get(f"/groups/{from_snap['id']}", expect=200)).json()["group"]["group_snapshot_id"] == gs["id"]
+    # the create-from-src task run again (a resumed attempt after its volumes were made) makes none twice
+    await admin.post(f"/groups/{from_grp['id']}/action", {"reset_status": {"status": "creating"}}, expect=202)
+    before = sorted(await group_volumes(m, from_grp["id"]))
+    groups = groups_of(w.cloud.volume)
+    await groups._run_from_src(types.SimpleNamespace(payload={"id": from_grp["id"]}, attempt=2))
+    assert sorted(await group_volumes(m, from_grp["id"])) == before
+    assert (await m.get(f"/groups/{from_grp['id']}", expect=200)).json()["group"]["status"] == "available"
     assert (await m.get(f"/groups/{from_grp['id']}", expect=200)).json()["group"]["source_group_id"] == grp["id"]
     # reset status of a group snapshot: admins, from 3.19
     path = f"/group_snapshots/{gs['id']}/action"
@@ -311,3 +339,31 @@ async def test_group_quota(w: VolumeWorld) -> None:
         await make_group(w, gt, [vt], who="other")
     finally:
         await admin.delete(f"/os-quota-sets/{project}", expect=200)
+
+
+async def test_a_failed_snapshot_leaves_the_group_snapshot_in_error(w: VolumeWorld) -> None:
+    m = at(w, "member")
+    gt, vt = await group_type(w), await volume_type(w)
+    grp = await make_group(w, gt, [vt])
+    vols = [await member_volume(w, grp, vt) for _ in range(2)]
+    host = (await w["admin"].get(f"/volumes/{vols[0]['id']}", expect=200)).json()["volume"]["os-vol-host-attr:host"]
+    backend = w.cloud.volume.backends.get(host.split("@")[1].split("#")[0])
+    backend.fail_next("create_snapshot")
+    gs = (await m.post("/group_snapshots", {"group_snapshot": {"group_id": grp["id"]}}, expect=202)).json()[
+        "group_snapshot"]
+    gs = await wait_group(m, gs["id"], "error", "group_snapshots")
+    snaps = [s for s in (await m.at("3.14").get("/snapshots/detail", expect=200)).json()["snapshots"]
+             if s.get("group_snapshot_id") == gs["id"]]
+    assert sorted(s["status"] for s in snaps) == ["available", "error"]
+    # a group cannot be made from it; it can be deleted, with its snapshots
+    assert_fault(await m.post("/groups/action", {"create-from-src": {"group_snapshot_id": gs["id"]}}), 400,
+                 "badRequest", "status must be available")
+    await m.delete(f"/group_snapshots/{gs['id']}", expect=202)
+    await wait_group(m, gs["id"], "deleted", "group_snapshots")
+    for snap in snaps:
+        await wait_volume(m, snap["id"], "deleted", collection="snapshots")
+    await m.post(f"/groups/{grp['id']}/action", {"delete": {"delete-volumes": True}}, expect=202)
+    await wait_group(m, grp["id"], "deleted")
+    for vol in vols:
+        await wait_volume(m, vol["id"], "deleted")
+        assert backend.size_of(vol["id"]) is None
