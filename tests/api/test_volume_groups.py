@@ -227,6 +227,20 @@ async def test_group_bad_input_and_microversions(w: VolumeWorld) -> None:
     grp = await make_group(w, gt, [vt])
     assert_fault(await m.post("/groups/action", {"create-from-src": {"source_group_id": grp["id"]}}), 400,
                  "badRequest", "Source Group is empty. No group will be created.")
+    # a volume made in the group (3.13 group_id): of one of its types, by the group's project
+    vol = (await m.post("/volumes", {"volume": {"size": 1, "volume_type": vt["id"], "group_id": grp["id"]}},
+                        expect=202)).json()["volume"]
+    assert vol["group_id"] == grp["id"]
+    await wait_volume(m, vol["id"], "available")
+    other_vt = await volume_type(w)
+    assert_fault(await m.post("/volumes", {"volume": {"size": 1, "volume_type": other_vt["id"],
+                                                      "group_id": grp["id"]}}), 400, "badRequest",
+                 "requested type must be supported by this group")
+    assert_fault(await at(w, "other").post("/volumes", {"volume": {"size": 1, "volume_type": vt["id"],
+                                                                   "group_id": grp["id"]}}), 404, "itemNotFound",
+                 f"Group {grp['id']} could not be found.")
+    await m.put(f"/groups/{grp['id']}", {"group": {"remove_volumes": vol["id"]}}, expect=202)
+    await m.delete(f"/volumes/{vol['id']}", expect=202)
     # reset status: admins only, from 3.20, Cinder's statuses
     path = f"/groups/{grp['id']}/action"
     assert_fault(await m.post(path, {"reset_status": {"status": "error"}}), 403, "forbidden")
