@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mcloud.core.errors import BadRequest, NotFound
-from mcloud.volume import policies_groups
 from mcloud.volume import schemas as s
 from mcloud.volume.api import V3, body_of, caller_of, query, respond, volume_of
 from mcloud.volume.api_types import collection_links, list_params
@@ -393,9 +392,6 @@ async def group_snapshot_action(request: Request, group_snapshot_id: str) -> Res
 
 
 def add_routes(app: FastAPI) -> None:
-    volume = app.state.volume
-    app.state.runtime.policy.register(policies_groups.RULES)
-    groups_of(volume).register(volume.tasks)
     r = app.add_api_route
     r(V3 + "/group_types", list_group_types, methods=["GET"])
     r(V3 + "/group_types", create_group_type, methods=["POST"])

@@ -36,6 +36,7 @@ class VolumeService:
         from mcloud.volume.manager import Manager
         from mcloud.volume.service_attachments import Attachments
         from mcloud.volume.service_backups import Backups
+        from mcloud.volume.service_groups import Groups
         from mcloud.volume.service_messages import Messages
         from mcloud.volume.service_quotas import Quotas
         from mcloud.volume.service_snapshots import Snapshots
@@ -60,6 +61,7 @@ class VolumeService:
         self.messages = Messages(self)
         self.backups = Backups(self)
         self.transfers = Transfers(self)
+        self.groups = Groups(self)
         self._started = False
 
     async def start(self) -> None:
@@ -70,6 +72,7 @@ class VolumeService:
         await self.backends.start()
         self.manager.register(self.tasks)
         self.backups.register(self.tasks)
+        self.groups.register(self.tasks)
         self.tasks.start()
 
     async def close(self) -> None:

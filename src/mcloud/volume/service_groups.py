@@ -68,12 +68,8 @@ class GroupTypeView:
 
 
 def groups_of(volume: Any) -> Groups:
-    """The volume service's groups part (``volume.groups`` once service.py composes it; until
-    then made here once per service)."""
-    groups = getattr(volume, "groups", None)
-    if groups is None:
-        groups = volume.__dict__.setdefault("groups", Groups(volume))
-    return groups
+    """The volume service's groups part."""
+    return volume.groups
 
 
 async def check_new_member(session: AsyncSession, caller: Caller, group_id: str, volume_type_id: str) -> Group:
