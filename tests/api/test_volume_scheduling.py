@@ -9,8 +9,10 @@ finishes, one given up after its attempts ends in error; nothing is orphaned."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,14 +29,15 @@ from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, TEST_ENV
 BACKENDS = {"fast": {"driver": "fake", "total_gb": 10}, "slow": {"driver": "fake", "total_gb": 20}}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VolumeWorld]:
-    data_dir = tmp_path_factory.mktemp("volsched")
+@contextlib.asynccontextmanager
+async def volume_cloud(database: str, data_dir: Path, volume: dict[str, Any],
+                       types: dict[str, str]) -> AsyncIterator[VolumeWorld]:
+    """A cloud of its own (own database; ``[volume]`` = ``volume``: backends no other test module
+    shares) and its world, project a's quota raised, a type per ``types`` item (name: the
+    volume_backend_name it asks for)."""
     url = await own_database(database, data_dir)
-    config = Config(data_dir=data_dir, overrides={
-        "database": {"url": url},
-        "volume": {"max_over_subscription_ratio": 1.0, "backends": BACKENDS}},
-        environ={**TEST_ENV, "MCLOUD_SERVER_PORT": "8080"})
+    config = Config(data_dir=data_dir, overrides={"database": {"url": url}, "volume": volume},
+                    environ={**TEST_ENV, "MCLOUD_SERVER_PORT": "8080"})
     migrations.upgrade(config.database_url)
     cloud = Cloud(config)
     await cloud.bootstrap(ADMIN_PASSWORD, DEMO_PASSWORD)
@@ -42,12 +45,20 @@ async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
         async with volume_world(cloud) as world:
             await world.admin.put(f"/os-quota-sets/{world.projects['a']}", {"quota_set": {
                 "volumes": 1000, "gigabytes": 10000, "snapshots": 1000}}, expect=200)
-            for name, backend in (("fast", "fast"), ("slow", "slow"), ("nowhere", "none")):
+            for name, backend in types.items():
                 await world.admin.post("/types", {"volume_type": {
                     "name": name, "extra_specs": {"volume_backend_name": backend}}}, expect=200)
             yield world
     finally:
         await cloud.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def w(database: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VolumeWorld]:
+    async with volume_cloud(database, tmp_path_factory.mktemp("volsched"), {
+            "max_over_subscription_ratio": 1.0, "backends": BACKENDS},
+            {"fast": "fast", "slow": "slow", "nowhere": "none"}) as world:
+        yield world
 
 
 async def settle(w: VolumeWorld, ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:

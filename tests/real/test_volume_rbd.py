@@ -6,6 +6,7 @@ snapshot while qemu holds the image, extend, revert, raw reads and writes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
@@ -119,6 +120,21 @@ async def test_a_clone_snapshot_goes_with_its_clone(be: Backend, ioctx: Any, cep
     with ceph_libs[1].Image(ioctx, f"volume-{a}", read_only=True) as img:
         assert [s["name"] for s in img.list_snaps()] == []
     await be.delete(a)
+
+
+async def test_a_source_and_its_clones_deleted_at_once(be: Backend, ioctx: Any, ceph_libs: tuple[Any, Any]) -> None:
+    """`openstack volume delete SRC CLONE...`: the source's delete flattens the clones that are
+    going themselves; every delete ends and nothing is left."""
+    a, s1 = uid(), uid()
+    clones = [uid() for _ in range(3)]
+    await be.create(a, 1)
+    await be.write(a, data(b"\x33" * MIB))
+    await be.create_snapshot(s1, a)
+    await be.create_from_snapshot(clones[0], 1, s1, a)
+    for c in clones[1:]:
+        await be.clone(c, 1, a)
+    await asyncio.gather(be.delete(a), *(be.delete(c) for c in clones))
+    assert not {f"volume-{v}" for v in (a, *clones)} & images_in(ceph_libs, ioctx)
 
 
 async def test_from_an_image_in_the_cluster_is_a_clone_else_a_copy(be: Backend, ceph: CephCluster, ioctx: Any,

@@ -158,7 +158,7 @@ class Backends:
     def __init__(self, volume: Any):
         self.volume = volume
         self.config = volume.config
-        self.host = host_name(getattr(self.config, "host", None))
+        self.host = host_name(self.config.host)
         self._entries: dict[str, _Entry] = {}
         #: backends that could not start, and why (their pools take nothing)
         self.failed: dict[str, str] = {}

@@ -5,6 +5,7 @@ table per backend (Cinder's ``enabled_backends``) and ``[volume.backup]`` for ba
 
     [volume]
     default_volume_type = "__DEFAULT__"
+    host = "storage1"             # pools are named host@backend#pool (default: the machine's name)
 
     [volume.backends.file]        # the embedded default: qcow2 files under DATA_DIR/volumes/file
     driver = "file"
@@ -36,6 +37,9 @@ class VolumeConfig:
     backup: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The type a volume created without one gets (Cinder's default_volume_type).
     default_volume_type: str = "__DEFAULT__"
+    # The host part of every pool's name, ``host@backend#pool`` (a volume's os-vol-host-attr:host,
+    # the cinder-volume services' host; Cinder's ``host``). Unset: the machine's short name.
+    host: str | None = None
     # The zone of every backend (Cinder's storage_availability_zone) and the default of creates.
     storage_availability_zone: str = "nova"
     default_availability_zone: str | None = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -198,7 +199,11 @@ class Moves:
             raw = workdir / "raw"
             with raw.open("wb") as out:
                 async for chunk in backend.read(volume_id):
-                    await asyncio.to_thread(out.write, chunk)
+                    if chunk.count(0) == len(chunk):
+                        out.seek(len(chunk), os.SEEK_CUR)  # the scratch file stays sparse
+                    else:
+                        await asyncio.to_thread(out.write, chunk)
+                out.truncate()
             converted = workdir / f"image.{fmt}"
             proc = await asyncio.create_subprocess_exec(
                 "qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw), str(converted),

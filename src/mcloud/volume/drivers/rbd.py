@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,9 @@ log = logging.getLogger("mcloud.volume.drivers.rbd")
 
 GIB = 1 << 30
 CLONE_SNAP = ".clone_snap"
+#: an image still open for a moment (a flatten by another process, a client closing) is
+#: removed again after these pauses (Cinder retries a busy volume's delete likewise)
+BUSY_RETRIES = (0.5, 1.0, 2.0, 4.0)
 T = TypeVar("T")
 
 
@@ -68,6 +72,9 @@ class Backend:
         self._rados: Any = None
         self._rbd: Any = None
         self._cluster: Any = None
+        # one change of a clone chain at a time in this process: a delete flattening the clones
+        # of its volume must not open a clone that another delete is removing
+        self._chain = asyncio.Lock()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -164,6 +171,8 @@ class Backend:
                 with self._image(ctx, child["image"]) as clone:
                     log.info("flattening %s/%s before %s@%s goes", child["pool"], child["image"], image.get_name(), snap)
                     clone.flatten()
+            except self._rbd.ImageNotFound:
+                pass  # removed meanwhile: nothing to keep
             finally:
                 ctx.close()
 
@@ -277,7 +286,8 @@ class Backend:
                     raise BackendNotFound(f"Snapshot {snapshot_id} does not exist on backend {self.name}.")
             self._clone(ioctx, ioctx, source, snap, f"volume-{volume_id}", size_gb * GIB)
 
-        await self._run(clone)
+        async with self._chain:
+            await self._run(clone)
 
     async def clone(self, volume_id: str, size_gb: int, source_volume_id: str) -> None:
         def clone(ioctx: Any) -> None:
@@ -289,7 +299,8 @@ class Backend:
                     img.protect_snap(snap)
             self._clone(ioctx, ioctx, source, snap, f"volume-{volume_id}", size_gb * GIB)
 
-        await self._run(clone)
+        async with self._chain:
+            await self._run(clone)
 
     async def delete(self, volume_id: str) -> None:
         def delete(ioctx: Any) -> None:
@@ -304,7 +315,16 @@ class Backend:
                         parent = None
             except self._rbd.ImageNotFound:
                 return
-            self._rbd.RBD().remove(ioctx, name)
+            for pause in (*BUSY_RETRIES, None):
+                try:
+                    self._rbd.RBD().remove(ioctx, name)
+                    break
+                except self._rbd.ImageNotFound:
+                    break
+                except self._rbd.ImageBusy:
+                    if pause is None:
+                        raise
+                    time.sleep(pause)
             # the clone snapshot made on the source for this volume goes with it
             if parent is not None and parent[2].endswith(CLONE_SNAP) and parent[0] == self.pool:
                 with contextlib.suppress(self._rbd.ImageNotFound):
@@ -317,7 +337,8 @@ class Backend:
                         if not left:
                             self._remove_snap(source, parent[2])
 
-        await self._run(delete)
+        async with self._chain:
+            await self._run(delete)
 
     async def extend(self, volume_id: str, size_gb: int) -> None:
         await self._run(self._grow, f"volume-{volume_id}", size_gb * GIB)
@@ -343,7 +364,8 @@ class Backend:
             except self._rbd.ImageNotFound:
                 return
 
-        await self._run(delete)
+        async with self._chain:
+            await self._run(delete)
 
     async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
         def revert(ioctx: Any) -> None:
