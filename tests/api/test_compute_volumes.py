@@ -454,3 +454,25 @@ async def test_volume_backed_create_image_over_snapshot_quota(w: ComputeWorld) -
     finally:
         await admin.put(f"/os-quota-sets/{project}", {"quota_set": UNLIMITED}, expect=200)
     await m.delete(f"/servers/{sid}", expect=204)
+
+
+async def test_detach_when_the_guest_is_gone(w: ComputeWorld) -> None:
+    """A host that lost the guest (restarted under it) still lets its volume go, as Nova's libvirt
+    driver does ("During detach_volume, instance disappeared"): the volume is available again."""
+    sid = await boot_server(w)
+    vid = await volume(w)
+    await w["member"].post(f"/servers/{sid}/os-volume_attachments", {"volumeAttachment": {"volumeId": vid}},
+                           expect=200)
+    await wait_volume(cinder(w), vid, "in-use")
+    compute = w.cloud.compute
+    inst = await compute.conductor.load(sid)
+    driver = compute.hosts.agents[inst.host].driver
+    gone = driver.instances.pop(sid)
+    try:
+        await w["member"].delete(f"/servers/{sid}/os-volume_attachments/{vid}", expect=202)
+        await wait_volume(cinder(w), vid, "available")
+        await wait_detached(w, sid, vid)
+    finally:
+        driver.instances[sid] = gone
+    await w["member"].delete(f"/servers/{sid}", expect=204)
+    await cinder(w).delete(f"/volumes/{vid}", expect=202)

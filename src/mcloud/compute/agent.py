@@ -376,7 +376,10 @@ class Agent:
             case "attach_volume":
                 await d.attach_volume(uuid, VolumeSpec.of(payload["volume"]))
             case "detach_volume":
-                await d.detach_volume(uuid, payload["volume_id"])
+                try:
+                    await d.detach_volume(uuid, payload["volume_id"])
+                except InstanceNotFound:  # no guest holds it (Nova: "instance disappeared"): detached
+                    log.warning("detaching volume %s: instance %s is not on this host", payload["volume_id"], uuid)
             case "prepare_incoming":
                 target = await d.prepare_incoming(spec)  # type: ignore[arg-type]
                 result.update(uri=target.uri, disks=dict(target.disks))
