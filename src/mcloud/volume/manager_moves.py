@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from mcloud.core import qemu_img as disk_tools
+from mcloud.core.qemu_img import QEMU_FORMATS
 from mcloud.core.tasks import Task, TaskContext
 from mcloud.volume import states as st
 from mcloud.volume.backends import NoValidBackend, backend_of
@@ -36,7 +38,8 @@ from mcloud.volume.drivers.base import BackendError
 log = logging.getLogger("mcloud.volume.manager")
 
 MOVED_FROM = "moved-from:"
-QEMU_FORMATS = {"qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
+#: the disk formats an upload converts into (raw goes as it is read)
+CONVERTED = {k: v for k, v in QEMU_FORMATS.items() if v != "raw"}
 
 
 class Moves:
@@ -168,8 +171,8 @@ class Moves:
         caller = ImageCaller(None, is_admin=True)
         try:
             backend = m.backend_for(host)
-            if disk_format in QEMU_FORMATS:
-                await self._upload_converted(backend, volume_id, image_id, QEMU_FORMATS[disk_format], caller)
+            if disk_format in CONVERTED:
+                await self._upload_converted(backend, volume_id, image_id, CONVERTED[disk_format], caller)
             else:
                 await images.upload(caller, image_id, backend.read(volume_id))
             status, error = previous, None
@@ -205,12 +208,8 @@ class Moves:
                         await asyncio.to_thread(out.write, chunk)
                 out.truncate()
             converted = workdir / f"image.{fmt}"
-            proc = await asyncio.create_subprocess_exec(
-                "qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw), str(converted),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-            _, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise BackendError(f"Converting the volume to {fmt} failed: {err.decode(errors='replace').strip()}")
+            await disk_tools.qemu_img("convert", "-q", "-f", "raw", "-O", fmt, str(raw), str(converted),
+                                      error=BackendError)
             raw.unlink()
             await self.volume.image.upload(caller, image_id, _file_chunks(converted))
         finally:

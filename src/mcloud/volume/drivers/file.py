@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -45,6 +44,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from mcloud.core import qemu_img as disk_tools
+from mcloud.core.qemu_img import QEMU_FORMATS
 from mcloud.volume.drivers.base import BackendError, BackendNotFound, Capacity, ImageSource
 
 log = logging.getLogger("mcloud.volume.drivers.file")
@@ -53,28 +54,12 @@ GIB = 1 << 30
 FROZEN, IMAGE = ".frozen-", ".image-"
 #: image formats a volume can be an overlay of (others are converted into a standalone volume)
 OVERLAY_FORMATS = ("qcow2", "raw")
-#: qemu-img's names of the image service's disk formats
-QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx",
-                "iso": "raw", "ami": "raw", "img": "raw"}
 LOCKED = ("lock", "Is another process using the image")
 
 
 async def qemu_img(*args: str, timeout: float = 3600) -> str:
-    """Run ``qemu-img``; its stdout, or BackendError with its message."""
-    try:
-        proc = await asyncio.create_subprocess_exec("qemu-img", *args, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    except FileNotFoundError:
-        raise BackendError("qemu-img is not installed (Debian: qemu-utils).") from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise BackendError(f"qemu-img {args[0]} failed: {err.decode(errors='replace').strip()}")
-    return out.decode()
+    """``qemu-img ARGS...``: its stdout, or BackendError with its message."""
+    return await disk_tools.qemu_img(*args, timeout=timeout, error=BackendError)
 
 
 class Backend:
@@ -106,7 +91,7 @@ class Backend:
         return self.root / f"snapshot-{snapshot_id}"
 
     async def info(self, path: Path) -> dict[str, Any]:
-        return json.loads(await qemu_img("info", "-U", "--output=json", str(path)))
+        return await disk_tools.info(path, error=BackendError)
 
     async def backing(self, path: Path) -> str | None:
         """The file name ``path`` is backed by (None: standalone); remembered per file version."""

@@ -41,7 +41,8 @@ from typing import Any, TypeVar
 
 from mcloud.core.ceph import CephBindingsMissing, bindings
 from mcloud.volume.drivers.base import BackendError, BackendNotFound, Capacity, ImageSource
-from mcloud.volume.drivers.file import QEMU_FORMATS, qemu_img
+from mcloud.core import qemu_img as disk_tools
+from mcloud.core.qemu_img import QEMU_FORMATS
 
 log = logging.getLogger("mcloud.volume.drivers.rbd")
 
@@ -266,11 +267,12 @@ class Backend:
                 with source.open("wb") as out:
                     async for chunk in image.open():
                         await asyncio.to_thread(out.write, chunk)
-            virtual = int(json.loads(await qemu_img("info", "--output=json", "-f", fmt, str(source)))["virtual-size"])
+            virtual = int((await disk_tools.info(source, fmt=fmt, error=BackendError))["virtual-size"])
             if virtual > size_gb * GIB:
                 raise BackendError(f"Image {image.id} ({virtual} bytes) does not fit in a volume of {size_gb} GB.")
             await self._run(self._create, name, size_gb * GIB)
-            await qemu_img("convert", "-q", "-n", "-f", fmt, "-O", "raw", str(source), self.uri(name))
+            await disk_tools.qemu_img("convert", "-q", "-n", "-f", fmt, "-O", "raw", str(source), self.uri(name),
+                                      error=BackendError)
         return "copy"
 
     def uri(self, name: str) -> str:
