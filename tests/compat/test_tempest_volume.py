@@ -18,6 +18,11 @@ from tests.compat.test_tempest_network import current_ids
 
 pytestmark = pytest.mark.tempest
 
+# a guideline test that Tempest 47 merged into another one on the list (tempest commit 073225478):
+# the merged test is what runs
+MERGED = {"tempest.api.volume.test_snapshot_metadata.VolumesMetadataTest.test_update_snapshot_metadata":
+          "tempest.api.volume.test_snapshot_metadata.SnapshotMetadataTestJSON.test_crud_snapshot_metadata"}
+
 
 def test_tempest_volume(tmp_path):
     if not INTEROP.exists():
@@ -26,8 +31,8 @@ def test_tempest_volume(tmp_path):
     assert len(interop) == 54
     summary, statuses = tempest(tmp_path, "--services", "cinder,nova,neutron,glance", "--compute-driver", "fake",
                                 "--network-driver", "fake", "tempest.api.volume")
-    resolved = current_ids(tmp_path, interop)
-    assert len(resolved) >= len(interop), resolved
+    resolved = current_ids(tmp_path, sorted({MERGED.get(t, t) for t in interop}))
+    assert len(resolved) >= len(interop) - len(MERGED), resolved
     assert [t for t in resolved if statuses.get(t) != "success"] == [], summary
     counted = [status for status in statuses.values() if status != "skip"]
     good = counted.count("success")
