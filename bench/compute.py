@@ -366,6 +366,13 @@ def machine() -> dict[str, Any]:
             "os": platform.platform()}
 
 
+def save(results: dict[str, Any], out: Path) -> None:
+    """Write a benchmark's results as JSON (bench/results/NAME-DATE.json) and print them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["fake", "qemu"])
@@ -383,9 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             results["fake"] = run_fake(args, root)
         if args.only in (None, "qemu"):
             results["qemu"] = run_qemu(args, root)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    save(results, args.out)
     return 0
 
 
