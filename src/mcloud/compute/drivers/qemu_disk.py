@@ -4,8 +4,6 @@ copies for snapshots, growing a disk, and the config drive (an ISO 9660 image la
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -13,32 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from mcloud.compute.drivers.base import DriverError, ImageSpec
+from mcloud.core import qemu_img as qemu_img_tools
 
 GIB = 1 << 30
 
 
 async def run(*argv: str, timeout: float = 600) -> str:
     """Run a program; its stdout, or DriverError with its stderr."""
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-    except FileNotFoundError as exc:
-        raise DriverError(f"{argv[0]} is not installed") from exc
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError as exc:
-        proc.kill()
-        await proc.wait()
-        raise DriverError(f"{argv[0]} took longer than {timeout:.0f} s") from exc
-    if proc.returncode != 0:
-        raise DriverError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed: {err.decode(errors='replace').strip()}")
-    return out.decode()
+    return await qemu_img_tools.run(*argv, timeout=timeout, error=DriverError)
 
 
 async def info(path: Path | str) -> dict[str, Any]:
     """``qemu-img info`` of a file (``-U``: also while a running guest holds it)."""
-    return json.loads(await run("qemu-img", "info", "-U", "--output=json", str(path)))
+    return await qemu_img_tools.info(path, error=DriverError)
 
 
 def backing_of(image: ImageSpec) -> tuple[str, str]:
