@@ -240,11 +240,29 @@ async def test_block_device_mapping_refusals(w: ComputeWorld) -> None:
     assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
                                                   "uuid": missing, "boot_index": 0})), 400,
                  contains=f"failed to get volume {missing}")
-    vid = await volume(w)
+    vid = await volume(w, imageRef=w.image_id)
     assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
                                                   "uuid": vid, "boot_index": 0}, max_count=2)), 400,
                  contains="multiple instances")
-    await cinder(w).delete(f"/volumes/{vid}", expect=202)
+    # a boot volume Cinder does not mark bootable (a blank one, or one set bootable=false): Nova's 400,
+    # also when the boot volume is to be made from a snapshot of it; no server is made
+    blank = await volume(w)
+    await cinder(w).post(f"/volumes/{vid}/action", {"os-set_bootable": {"bootable": False}}, expect=200)
+    before = {s["id"] for s in (await m.get("/servers", expect=200)).json()["servers"]}
+    for root in (vid, blank):
+        assert_fault(await m.post("/servers", bfv(w, {"source_type": "volume", "destination_type": "volume",
+                                                      "uuid": root, "boot_index": 0})), 400,
+                     contains=f"Block Device {root} is not bootable.")
+    snap = (await cinder(w).post("/snapshots", {"snapshot": {"volume_id": blank}}, expect=202)).json()["snapshot"]
+    await wait_volume(cinder(w), snap["id"], "available", collection="snapshots")
+    assert_fault(await m.post("/servers", bfv(w, {"source_type": "snapshot", "destination_type": "volume",
+                                                  "uuid": snap["id"], "boot_index": 0})), 400,
+                 contains=f"Block Device {blank} is not bootable.")
+    assert {s["id"] for s in (await m.get("/servers", expect=200)).json()["servers"]} == before
+    await cinder(w).delete(f"/snapshots/{snap['id']}", expect=202)
+    await wait_volume(cinder(w), snap["id"], "deleted", collection="snapshots")
+    for v in (vid, blank):
+        await cinder(w).delete(f"/volumes/{v}", expect=202)
 
 
 async def test_concurrent_attaches_of_one_volume(w: ComputeWorld) -> None:
@@ -476,3 +494,39 @@ async def test_detach_when_the_guest_is_gone(w: ComputeWorld) -> None:
         driver.instances[sid] = gone
     await w["member"].delete(f"/servers/{sid}", expect=204)
     await cinder(w).delete(f"/volumes/{vid}", expect=202)
+
+
+async def test_attach_and_detach_on_a_shelved_offloaded_server(w: ComputeWorld) -> None:
+    """A shelved-offloaded server has no host: an attach marks the volume in-use with no
+    connection (Nova's _attach_volume_shelved_offloaded), a detach frees it at once, and the
+    unshelve connects what was attached on the new host, whose guest then has the disk."""
+    m = w["member"]
+    sid = await boot_server(w)
+    kept, dropped = await volume(w), await volume(w)
+    await m.action(sid, "shelve", None, expect=202)
+    await wait_for(m, sid, "SHELVED_OFFLOADED")
+    for vid in (kept, dropped):
+        await m.post(f"/servers/{sid}/os-volume_attachments", {"volumeAttachment": {"volumeId": vid}}, expect=200)
+        vol = await wait_volume(cinder(w), vid, "in-use")
+        assert [a["server_id"] for a in vol["attachments"]] == [sid]
+    assert {a["volumeId"] for a in await attached(w, sid)} == {kept, dropped}
+    await m.delete(f"/servers/{sid}/os-volume_attachments/{dropped}", expect=202)
+    await wait_volume(cinder(w), dropped, "available")
+    await wait_detached(w, sid, dropped)
+    await m.action(sid, "unshelve", None, expect=202)
+    await wait_for(m, sid, "ACTIVE")
+    [shown] = await attached(w, sid)
+    assert (shown["volumeId"], shown["device"]) == (kept, "/dev/vdb")
+    vol = await wait_volume(cinder(w), kept, "in-use")
+    assert vol["attachments"][0]["server_id"] == sid
+    # the new host's guest has the volume (the spawn opened it with the connection made at unshelve)
+    compute = w.cloud.compute
+    inst = await compute.conductor.load(sid)
+    guest = compute.hosts.agents[inst.host].driver.instances[sid]
+    assert kept in guest.volumes and dropped not in guest.volumes
+    assert guest.volumes[kept].connection_info
+    await m.delete(f"/servers/{sid}/os-volume_attachments/{kept}", expect=202)
+    await wait_volume(cinder(w), kept, "available")
+    await m.delete(f"/servers/{sid}", expect=204)
+    for vid in (kept, dropped):
+        await cinder(w).delete(f"/volumes/{vid}", expect=202)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from mcloud.compute import api_servers_volumes_proxy
 from mcloud.compute import schemas as sc
 from mcloud.compute.api import V21, body_of, caller_of, compute_of, respond
 from mcloud.compute.service_servers_volumes import ServerVolumes, attachment_view
@@ -99,6 +100,7 @@ def add_routes(app: FastAPI) -> None:
     route(s + "/{volume_id}", show_attachment, methods=["GET"])
     route(s + "/{volume_id}", update_attachment, methods=["PUT"], status_code=202)
     route(s + "/{volume_id}", detach, methods=["DELETE"], status_code=202)
+    api_servers_volumes_proxy.add_routes(app)
 
 
 __all__ = ["add_routes"]

@@ -270,6 +270,9 @@ async def unshelve(c: Conductor, ctx: TaskContext, inst: Instance, params: dict[
         await c.event(inst.uuid, rid, "compute_unshelve_instance", None, host)
         inst = await c.update(inst.uuid, host=sel.host, node=sel.node, task_state=st.SPAWNING) or inst
         await c.bind_ports(inst, list(sysmeta.get("ports") or []), sel.host)
+        from mcloud.compute.conductor_volumes import connect_offloaded  # noqa: PLC0415
+
+        await connect_offloaded(c, inst)  # the volumes attached while it was offloaded
         payload = await c.instance_payload(inst, image_id=image_id or inst.image_ref)
         result = await c.host_op(ctx.id, "unshelve-spawn", sel.host, "spawn", inst.uuid, payload, SPAWN_TIMEOUT)
     except host_errors() as exc:

@@ -160,7 +160,13 @@ async def attach_volume(c: Conductor, ctx: TaskContext, inst: Instance, params: 
             info = await _connect(c, inst, bdm, vcaller)
             bdm.connection_info = info
             await c.host_op(ctx.id, "attach", inst.host, "attach_volume", inst.uuid, {"volume": volume_payload(bdm)})
-        await volumes.attachments.complete(vcaller, bdm.attachment_id)
+            await volumes.attachments.complete(vcaller, bdm.attachment_id)
+        else:
+            # a shelved-offloaded server has no host to connect to: the volume is marked attached
+            # (in-use) with no connection, as Nova's _attach_volume_shelved_offloaded; the unshelve
+            # connects it on the new host (connect_offloaded)
+            await volumes.attachments.attach(vcaller, bdm.volume_id, instance_uuid=inst.uuid, host_name=None,
+                                             mountpoint=bdm.device_name or "")
     except (*host_errors(), APIError) as exc:
         log.warning("attaching volume %s to %s failed: %s", bdm.volume_id, inst.uuid, exc)
         if inst.host:  # the host lets go of what it may have opened
@@ -262,6 +268,24 @@ async def prepare_volumes(c: Conductor, inst: Instance) -> None:
             await _save(c, bdm.uuid, status="attached")
         except (APIError, ActionFailed) as exc:
             raise ActionFailed(f"Build of instance {inst.uuid} aborted: {_message(exc)}") from exc
+
+
+async def connect_offloaded(c: Conductor, inst: Instance) -> None:
+    """At an unshelve to ``inst.host``: the volumes attached while the server was offloaded (no
+    connection yet) get the new host's connector and are completed, so the spawn opens them
+    (Nova's unshelve refreshes each attachment with the new host's connector)."""
+    from mcloud.compute.service_servers_volumes import bdms_of
+
+    async with c.compute.db.read() as session:
+        bdms = (await bdms_of(session, [inst.uuid]))[inst.uuid]
+    vcaller = volume_caller(None, inst.project_id, inst.user_id)
+    for bdm in bdms:
+        if bdm.attachment_id and not bdm.connection_info and bdm.status == "attached":
+            try:
+                await _connect(c, inst, bdm, vcaller)
+                await c.compute.volume.attachments.complete(vcaller, bdm.attachment_id)
+            except APIError as exc:
+                raise ActionFailed(f"Volume {bdm.volume_id} could not be connected: {_message(exc)}") from exc
 
 
 async def _wait_available(c: Conductor, vcaller: Any, volume_id: str, reserved: bool) -> None:

@@ -347,12 +347,14 @@ async def check_mappings(compute: Any, caller: Caller, mappings: list[dict[str, 
     boot: dict[str, Any] | None = None
     for v in mappings:
         if v["volume_id"]:
-            if count > 1:
-                raise BadRequest("Cannot attach one or more volumes to multiple instances")
             try:
                 volume = await get_volume(compute, vcaller, v["volume_id"])
             except NotFound:
                 raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume {v['volume_id']}.") from None
+            if v["boot_index"] == 0:
+                _bootable(volume)
+            if count > 1:
+                raise BadRequest("Cannot attach one or more volumes to multiple instances")
             if volume.get("status") != "available":
                 raise BadRequest(f"Invalid volume: volume '{v['volume_id']}' status must be 'available'. "
                                  f"Currently in '{volume.get('status')}'")
@@ -366,8 +368,21 @@ async def check_mappings(compute: Any, caller: Caller, mappings: list[dict[str, 
             except (APIError, AttributeError):
                 raise BadRequest(f"Block Device Mapping is Invalid: failed to get snapshot {v['snapshot_id']}.") \
                     from None
+            if v["boot_index"] == 0:
+                # a snapshot boots if the volume it was taken of does (Nova reads that volume)
+                try:
+                    _bootable(await get_volume(compute, vcaller, snap["volume_id"]))
+                except NotFound:
+                    raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume "
+                                     f"{snap['volume_id']}.") from None
             v["volume_size"] = v["volume_size"] or snap.get("size")
     return boot
+
+
+def _bootable(volume: dict[str, Any]) -> None:
+    """Nova's InvalidBDMVolumeNotBootable: a boot volume Cinder does not mark bootable is a 400."""
+    if str(volume.get("bootable", "true")).lower() == "false":
+        raise BadRequest(f"Block Device {volume['id']} is not bootable.")
 
 
 def bdm_rows(instance_uuid: str, mappings: list[dict[str, Any]]) -> list[BDM]:
