@@ -165,7 +165,25 @@ class LiveCloud:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+        self.kill_guests()
         return code
+
+    def kill_guests(self) -> list[int]:
+        """Kill the qemu guests this cloud's host left running (they outlive `mcloud up` by
+        design; a test that failed before deleting its servers leaves them): the pids of the
+        instances' pid files whose command line names that instance's directory."""
+        killed = []
+        for pidfile in self.data_dir.glob("instances/*/qemu.pid"):
+            try:
+                pid = int(pidfile.read_text().split()[0])
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if str(pidfile.parent).encode() in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return killed
 
     def openstack(self, *args: str, cloud: str = "mcloud", check: bool = True,
                   json_out: bool = False) -> subprocess.CompletedProcess[str]:
