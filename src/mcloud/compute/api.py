@@ -21,12 +21,12 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from mcloud.compute import policies
-from mcloud.compute.schemas import validate
 from mcloud.compute.service import Caller, ComputeService, caller_from_context
 from mcloud.core.auth import authenticate, runtime_of
-from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, json_body, openstack_fault
-from mcloud.core.http import json_response, service_app
+from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, openstack_fault
+from mcloud.core.http import service_app
 from mcloud.core.microversions import MicroversionMiddleware, Version, VersionRange, requested
+from mcloud.core.routes import base_url, body_of, query, respond
 from mcloud.core.runtime import Runtime
 
 MIN = Version(2, 1)
@@ -79,30 +79,6 @@ async def caller_of(request: Request, rule: str | None = None, target: Mapping[s
     if rule is not None:
         caller.authorize(rule, target)
     return caller
-
-
-async def body_of(request: Request, schema: dict[str, Any] | None = None) -> Any:
-    """The JSON body (400 when missing or malformed), checked against a JSON ``schema``."""
-    body = await json_body(request, Any)
-    if schema is not None:
-        validate(body, schema)
-    return body
-
-
-def respond(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return json_response(body, status=status, headers=headers)
-
-
-def base_url(request: Request) -> str:
-    """``http://host/compute``: the mount's URL, for links."""
-    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
-
-
-def query(request: Request) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in request.query_params.multi_items():
-        out.setdefault(key, []).append(value)
-    return out
 
 
 # ---------------------------------------------------------------------- version documents

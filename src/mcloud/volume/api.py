@@ -25,12 +25,12 @@ from starlette.responses import Response
 
 from mcloud.core.auth import authenticate, runtime_of
 from mcloud.core.caller import caller_from_context
-from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, json_body, openstack_fault
-from mcloud.core.http import json_response, service_app
+from mcloud.core.errors import APIError, BadRequest, NotFound, install_fault_handlers, openstack_fault
+from mcloud.core.http import service_app
 from mcloud.core.microversions import MicroversionMiddleware, Version, VersionRange, requested
 from mcloud.core.policy import optional_modules
+from mcloud.core.routes import base_url, body_of, query, respond
 from mcloud.core.runtime import Runtime
-from mcloud.core.validation import validate
 from mcloud.volume import policies
 from mcloud.volume.service import Caller, VolumeService
 
@@ -91,23 +91,6 @@ async def caller_of(request: Request, rule: str | None = None, target: Mapping[s
     return caller
 
 
-async def body_of(request: Request, schema: dict[str, Any] | None = None) -> Any:
-    """The JSON body (400 when missing or malformed), checked against a JSON ``schema``."""
-    body = await json_body(request, Any)
-    if schema is not None:
-        validate(body, schema)
-    return body
-
-
-def respond(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return json_response(body, status=status, headers=headers)
-
-
-def base_url(request: Request) -> str:
-    """``http://host/volume``: the mount's URL."""
-    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
-
-
 def api_url(request: Request) -> str:
     """``http://host/volume/v3`` (``.../v3/{project_id}`` when the request named its project): the
     prefix of the links a view shows."""
@@ -121,11 +104,6 @@ def links(request: Request, collection: str, resource_id: str) -> list[dict[str,
     tail = (f"/{in_url}" if in_url else "") + f"/{collection}/{resource_id}"
     return [{"href": base_url(request) + V3 + tail, "rel": "self"},
             {"href": base_url(request) + tail, "rel": "bookmark"}]
-
-
-def query(request: Request) -> dict[str, list[str]]:
-    """The query string, every value of each key in order."""
-    return {key: request.query_params.getlist(key) for key in request.query_params}
 
 
 # ---------------------------------------------------------------------- version documents
